@@ -1,0 +1,264 @@
+/* tensorc: an inference compiler for PyTorch models on NVIDIA GPUs.
+ *
+ * This header is the whole public C API and its manual. Conventions:
+ *   - Every fallible function returns a tc_status. Constructors take an out-parameter that is set
+ *     to NULL first and filled only on success.
+ *   - tc_x_free(NULL) is a no-op. Memory the library allocates, the library frees.
+ *   - Each handle keeps the message of its last error (tc_graph_last_error, ...). Messages name the
+ *     node and the op where there is one.
+ *   - Thread safety: a handle may be used by one thread at a time unless a function says otherwise.
+ *     Different handles may be used concurrently.
+ */
+#ifndef TENSORC_H
+#define TENSORC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TC_VERSION_MAJOR 0
+#define TC_VERSION_MINOR 1
+#define TC_VERSION_PATCH 0
+
+#define TC_MAX_RANK 8
+
+/* ---------------------------------------------------------------------------------------------
+ * Status
+ */
+typedef enum tc_status {
+    TC_OK = 0,
+    TC_ERR_INVALID_ARGUMENT, /* a caller passed a bad argument (NULL, out of range, wrong kind) */
+    TC_ERR_UNKNOWN_OP,       /* an op name the op table does not know */
+    TC_ERR_SCHEMA,           /* node arguments do not match the op's schema */
+    TC_ERR_DTYPE,            /* an unsupported or mismatched data type */
+    TC_ERR_SHAPE,            /* shapes that do not agree */
+    TC_ERR_UNSUPPORTED,      /* valid, but not supported by this backend or build */
+    TC_ERR_INVALID_GRAPH,    /* the graph fails verification */
+    TC_ERR_OUT_OF_MEMORY,
+    TC_ERR_IO,               /* a file could not be opened, read or written */
+    TC_ERR_FORMAT,           /* a file is malformed or truncated */
+    TC_ERR_VERSION,          /* a file of a version this build does not read */
+    TC_ERR_NOT_FOUND,        /* a named item (input, output, file entry) does not exist */
+    TC_ERR_CUDA,             /* an error from CUDA, cuBLASLt, cuDNN or NVRTC */
+    TC_ERR_INTERNAL,
+    TC_STATUS_COUNT
+} tc_status;
+
+/* A static, human-readable name for a status ("TC_ERR_SHAPE: shape mismatch"). Never NULL. */
+const char *tc_status_string(tc_status status);
+
+/* Library version as "MAJOR.MINOR.PATCH" plus the build configuration (backends compiled in). */
+const char *tc_version_string(void);
+bool tc_has_cuda(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Data types
+ */
+typedef enum tc_dtype {
+    TC_F32 = 0,
+    TC_F16,
+    TC_BF16,
+    TC_F8E4M3, /* float8_e4m3fn: storage only */
+    TC_I64,
+    TC_I32,
+    TC_I8,
+    TC_U8,
+    TC_BOOL, /* one byte, 0 or 1 */
+    TC_F64,  /* accepted for constants and casts; computed as f64 on the CPU */
+    TC_DTYPE_COUNT
+} tc_dtype;
+
+const char *tc_dtype_name(tc_dtype dtype); /* "f32", "f16", ... or "?" */
+size_t tc_dtype_size(tc_dtype dtype);      /* bytes per element, 0 for an invalid dtype */
+/* Parses "f32", "float32", "float", "f16", "half", "bf16", "bfloat16", "i64", "int64", "long", ... */
+bool tc_dtype_from_name(const char *name, tc_dtype *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Dims. A dim is an int64_t: a value >= 0 is a constant size; a value <= TC_DIM_SYM_BASE names a
+ * symbolic expression owned by a graph (a symbol with a (min, opt, max) range, or sums, products,
+ * floor divisions and remainders of them). Symbolic dims are only meaningful with their graph.
+ */
+typedef int64_t tc_dim;
+#define TC_DIM_SYM_BASE (INT64_MIN / 2)
+#define TC_DIM_IS_SYM(d) ((d) <= TC_DIM_SYM_BASE)
+
+/* ---------------------------------------------------------------------------------------------
+ * Graphs
+ */
+typedef struct tc_graph tc_graph_t;
+typedef struct tc_value tc_value_t;
+typedef struct tc_node tc_node_t;
+
+tc_status tc_graph_create(tc_graph_t **out);
+void tc_graph_free(tc_graph_t *graph);
+/* The message of the last failed call on this graph ("" if none). Valid until the next call. */
+const char *tc_graph_last_error(const tc_graph_t *graph);
+
+/* Declares a symbolic size named `name` with range [min, max] and optimization point opt. */
+tc_status tc_graph_add_symbol(tc_graph_t *graph, const char *name, int64_t min, int64_t opt,
+                              int64_t max, tc_dim *out);
+typedef enum tc_sym_op { TC_SYM_ADD, TC_SYM_SUB, TC_SYM_MUL, TC_SYM_FLOORDIV, TC_SYM_MOD } tc_sym_op;
+/* out = a op b, simplified. Either operand may be a constant. */
+tc_status tc_graph_sym_expr(tc_graph_t *graph, tc_sym_op op, tc_dim a, tc_dim b, tc_dim *out);
+/* Writes the dim as text ("3", "s0", "2*s0 + 1") into buf; returns buf. */
+const char *tc_graph_dim_string(const tc_graph_t *graph, tc_dim dim, char *buf, size_t size);
+/* Range of a dim over its symbols' ranges. */
+tc_status tc_graph_dim_range(const tc_graph_t *graph, tc_dim dim, int64_t *min, int64_t *opt,
+                             int64_t *max);
+
+/* Adds a graph input. dims may contain symbolic dims of this graph. */
+tc_status tc_graph_add_input(tc_graph_t *graph, const char *name, tc_dtype dtype, int rank,
+                             const tc_dim *dims, tc_value_t **out);
+
+/* How tc_graph_add_constant treats data. */
+typedef enum tc_constant_mode {
+    TC_CONSTANT_COPY,   /* the graph copies the data; the caller may free it at once */
+    TC_CONSTANT_BORROW, /* the graph points at data, which must outlive the graph and anything built from it */
+} tc_constant_mode;
+/* Adds a constant (a weight) with constant dims, contiguous in C order. */
+tc_status tc_graph_add_constant(tc_graph_t *graph, const char *name, tc_dtype dtype, int rank,
+                                const int64_t *dims, const void *data, tc_constant_mode mode,
+                                tc_value_t **out);
+
+/* An argument of a node. `name` is the schema name of the argument or NULL for the next
+ * positional one. Kinds that a schema does not expect are converted where PyTorch would convert
+ * them (an int for a float, a single int for an int[2]), otherwise rejected. */
+typedef enum tc_arg_kind {
+    TC_ARG_NONE = 0,
+    TC_ARG_TENSOR,   /* .tensor */
+    TC_ARG_TENSORS,  /* .tensors[.count]; elements may be NULL for Tensor?[] */
+    TC_ARG_INT,      /* .i (may be a symbolic dim) */
+    TC_ARG_INTS,     /* .ints[.count] (elements may be symbolic dims) */
+    TC_ARG_FLOAT,    /* .f */
+    TC_ARG_FLOATS,   /* .floats[.count] */
+    TC_ARG_BOOL,     /* .b */
+    TC_ARG_BOOLS,    /* .bools[.count] */
+    TC_ARG_STRING,   /* .s */
+    TC_ARG_DTYPE,    /* .dtype */
+    TC_ARG_KIND_COUNT
+} tc_arg_kind;
+
+typedef struct tc_arg {
+    const char *name;
+    tc_arg_kind kind;
+    int64_t count;
+    union {
+        tc_value_t *tensor;
+        tc_value_t *const *tensors;
+        int64_t i;
+        const int64_t *ints;
+        double f;
+        const double *floats;
+        bool b;
+        const bool *bools;
+        const char *s;
+        tc_dtype dtype;
+    } u;
+} tc_arg;
+
+/* Adds a node that applies op `op` (an ATen overload name such as "add.Tensor" or
+ * "aten.add.Tensor"; "torch.ops.aten." prefixes are accepted) to args. Omitted arguments take their
+ * schema defaults. Output dtypes and shapes are inferred. `node_name` (may be NULL) is the source
+ * name shown in messages. Up to max_outputs output values are written to outputs (may be NULL) and
+ * their number to *n_outputs (may be NULL). On error nothing is added and the message names the
+ * node and the op. */
+tc_status tc_graph_add_node(tc_graph_t *graph, const char *op, const char *node_name, int n_args,
+                            const tc_arg *args, int max_outputs, tc_value_t **outputs,
+                            int *n_outputs);
+
+/* Adds a node for an op this build does not know, with given inputs and output types, so that a
+ * partitioner can see it and report it. Such a graph can be checked and printed but not run. */
+tc_status tc_graph_add_opaque_node(tc_graph_t *graph, const char *op, const char *node_name,
+                                   int n_inputs, tc_value_t *const *inputs, int n_outputs,
+                                   const tc_dtype *out_dtypes, const int *out_ranks,
+                                   const tc_dim *const *out_dims, tc_value_t **outputs);
+
+/* Marks a value as the next graph output, with an optional name. */
+tc_status tc_graph_mark_output(tc_graph_t *graph, tc_value_t *value, const char *name);
+
+/* Checks the whole graph: every node's schema, dtypes and shapes, that values are defined before
+ * use, and that there is at least one output. */
+tc_status tc_graph_verify(tc_graph_t *graph);
+
+typedef enum tc_print_format { TC_PRINT_TEXT, TC_PRINT_DOT } tc_print_format;
+/* Prints the graph to a FILE* (passed as void* to keep stdio out of this header). */
+tc_status tc_graph_print(const tc_graph_t *graph, tc_print_format format, void *file);
+
+/* Introspection. */
+int tc_graph_num_inputs(const tc_graph_t *graph);
+int tc_graph_num_outputs(const tc_graph_t *graph);
+int tc_graph_num_nodes(const tc_graph_t *graph);
+tc_value_t *tc_graph_input(const tc_graph_t *graph, int index);
+tc_value_t *tc_graph_output(const tc_graph_t *graph, int index);
+const char *tc_value_name(const tc_value_t *value);
+tc_dtype tc_value_dtype(const tc_value_t *value);
+int tc_value_rank(const tc_value_t *value);
+const tc_dim *tc_value_dims(const tc_value_t *value);
+
+/* ---------------------------------------------------------------------------------------------
+ * Op table
+ */
+typedef enum tc_backend_kind { TC_BACKEND_CPU = 0, TC_BACKEND_CUDA, TC_BACKEND_COUNT } tc_backend_kind;
+
+int tc_op_count(void);
+/* The overload name ("add.Tensor") and full schema of op i, or NULL when i is out of range. */
+const char *tc_op_name(int index);
+const char *tc_op_schema(int index);
+/* Whether backend can run op i in principle (compiled in and implemented). */
+bool tc_op_supported(int index, tc_backend_kind backend);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors on the host, for inputs and outputs.
+ */
+typedef struct tc_tensor {
+    tc_dtype dtype;
+    int rank;
+    int64_t dims[TC_MAX_RANK];
+    void *data; /* contiguous, C order */
+} tc_tensor;
+
+/* ---------------------------------------------------------------------------------------------
+ * Engines and execution contexts.
+ */
+typedef struct tc_engine tc_engine_t;
+typedef struct tc_context tc_context_t;
+
+typedef struct tc_build_options {
+    tc_backend_kind backend; /* TC_BACKEND_CPU */
+    int num_threads;         /* CPU threads; 0 = one per core */
+} tc_build_options;
+
+void tc_build_options_init(tc_build_options *options);
+
+/* Builds an engine from a verified graph. The engine keeps a reference to the graph's borrowed
+ * constants; the graph itself may be freed afterwards. Errors are written to err_buf if given. */
+tc_status tc_engine_build(const tc_graph_t *graph, const tc_build_options *options,
+                          tc_engine_t **out, char *err_buf, size_t err_size);
+void tc_engine_free(tc_engine_t *engine);
+const char *tc_engine_last_error(const tc_engine_t *engine);
+int tc_engine_num_inputs(const tc_engine_t *engine);
+int tc_engine_num_outputs(const tc_engine_t *engine);
+const char *tc_engine_input_name(const tc_engine_t *engine, int index);
+const char *tc_engine_output_name(const tc_engine_t *engine, int index);
+tc_dtype tc_engine_input_dtype(const tc_engine_t *engine, int index);
+
+/* An execution context holds the activation memory of one in-flight execution. Several contexts
+ * of one engine may run concurrently on different threads. */
+tc_status tc_context_create(tc_engine_t *engine, tc_context_t **out);
+void tc_context_free(tc_context_t *context);
+const char *tc_context_last_error(const tc_context_t *context);
+/* Binds input `index` to host tensor `t` (data borrowed until the next execute returns). */
+tc_status tc_context_set_input(tc_context_t *context, int index, const tc_tensor *t);
+/* Runs the engine synchronously on the bound inputs. */
+tc_status tc_context_execute(tc_context_t *context);
+/* Output `index` of the last execution; data owned by the context, valid until the next execute. */
+tc_status tc_context_get_output(tc_context_t *context, int index, tc_tensor *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

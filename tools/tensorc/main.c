@@ -1,0 +1,35 @@
+/* The tensorc command-line tool: one function per command, dispatched by name. */
+#include "tensorc.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const tc_cli_command commands[] = {
+    {"version", "print the version and the backends compiled in", tc_cli_version},
+    {"ops", "list every op of the op table and the backends that run it", tc_cli_ops},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tensorc <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`tensorc <command> --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) return tc_cli_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tensorc: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
