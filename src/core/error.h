@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct tc_error {
     tc_status status;
     char msg[1024];
@@ -28,6 +32,10 @@ void tc_error_clear(tc_error *err);
             abort();                                                                        \
         }                                                                                   \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #define TC_TRY(expr)                   \
     do {                                \
