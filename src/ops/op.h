@@ -119,6 +119,7 @@ double tc_node_float_or(const tc_node *n, int i, double dflt);
 bool tc_node_bool(const tc_node *n, int i);
 const int64_t *tc_node_ints(const tc_node *n, int i, int64_t *count); /* NULL, 0 when None */
 const char *tc_node_str(const tc_node *n, int i);    /* NULL when None */
+const double *tc_node_floats(const tc_node *n, int i, int64_t *count); /* NULL, 0 when None */
 tc_dtype tc_node_dtype_or(const tc_node *n, int i, tc_dtype dflt);
 /* For Scalar args: whether the value is integral (INT or BOOL kind). */
 bool tc_node_scalar_is_int(const tc_node *n, int i);

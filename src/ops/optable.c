@@ -454,6 +454,17 @@ const int64_t *tc_node_ints(const tc_node *n, int i, int64_t *count) {
     return a->u.ints;
 }
 
+const double *tc_node_floats(const tc_node *n, int i, int64_t *count) {
+    const tc_arg *a = &n->args[i].a;
+    if (a->kind == TC_ARG_NONE) {
+        *count = 0;
+        return NULL;
+    }
+    TC_ASSERT(a->kind == TC_ARG_FLOATS);
+    *count = a->count;
+    return a->u.floats;
+}
+
 const char *tc_node_str(const tc_node *n, int i) {
     const tc_arg *a = &n->args[i].a;
     if (a->kind == TC_ARG_NONE) return NULL;

@@ -100,7 +100,10 @@ void *tc_cpu_scratch(const tc_cpu_call *c, int slot, size_t bytes) {
     return x->scratch[slot];
 }
 
+static float empty_f32[16];
+
 const float *tc_cpu_as_f32(const tc_cpu_call *c, const tc_cpu_tensor *t, int slot) {
+    if (t->numel == 0) return empty_f32; /* never NULL, so NULL always means out of memory */
     if (t->dtype == TC_F32) return t->data;
     float *p = tc_cpu_scratch(c, slot, (size_t)(t->numel ? t->numel : 1) * sizeof(float));
     if (p) tc_to_f32(t->data, t->dtype, p, t->numel);
@@ -108,12 +111,13 @@ const float *tc_cpu_as_f32(const tc_cpu_call *c, const tc_cpu_tensor *t, int slo
 }
 
 float *tc_cpu_out_f32(const tc_cpu_call *c, tc_cpu_tensor *t, int slot) {
+    if (t->numel == 0) return empty_f32;
     if (t->dtype == TC_F32) return t->data;
     return tc_cpu_scratch(c, slot, (size_t)(t->numel ? t->numel : 1) * sizeof(float));
 }
 
 void tc_cpu_store_f32(tc_cpu_tensor *t, const float *src) {
-    if (t->dtype == TC_F32 && src == t->data) return;
+    if (t->numel == 0 || (t->dtype == TC_F32 && src == t->data)) return;
     tc_from_f32(src, t->data, t->dtype, t->numel);
 }
 
