@@ -228,8 +228,13 @@ typedef struct tc_engine tc_engine_t;
 typedef struct tc_context tc_context_t;
 
 typedef struct tc_build_options {
-    tc_backend_kind backend; /* TC_BACKEND_CPU */
+    tc_backend_kind backend; /* TC_BACKEND_CPU (default) or TC_BACKEND_CUDA */
     int num_threads;         /* CPU threads; 0 = one per core */
+    int device;              /* CUDA device ordinal */
+    bool allow_fp16;         /* CUDA: lower f32 parts of the graph to f16 where it is safe */
+    bool allow_bf16;         /* CUDA: lower f32 parts of the graph to bf16 where it is safe */
+    bool disable_tf32;       /* CUDA: keep f32 matrix products and convolutions in full f32 */
+    size_t workspace_bytes;  /* CUDA: cap on library workspace; 0 = a default */
 } tc_build_options;
 
 void tc_build_options_init(tc_build_options *options);
@@ -245,6 +250,9 @@ int tc_engine_num_outputs(const tc_engine_t *engine);
 const char *tc_engine_input_name(const tc_engine_t *engine, int index);
 const char *tc_engine_output_name(const tc_engine_t *engine, int index);
 tc_dtype tc_engine_input_dtype(const tc_engine_t *engine, int index);
+/* Where the engine's input and output tensors live: host memory for TC_BACKEND_CPU, device memory
+ * of the engine's GPU for TC_BACKEND_CUDA. */
+tc_backend_kind tc_engine_backend(const tc_engine_t *engine);
 
 /* An execution context holds the activation memory of one in-flight execution. Several contexts
  * of one engine may run concurrently on different threads. */
@@ -253,10 +261,37 @@ void tc_context_free(tc_context_t *context);
 const char *tc_context_last_error(const tc_context_t *context);
 /* Binds input `index` to host tensor `t` (data borrowed until the next execute returns). */
 tc_status tc_context_set_input(tc_context_t *context, int index, const tc_tensor *t);
-/* Runs the engine synchronously on the bound inputs. */
+/* Binds output `index` to a caller buffer of the right size (NULL data: let the context own the
+ * buffer, the default). Device memory for CUDA engines. */
+tc_status tc_context_set_output(tc_context_t *context, int index, const tc_tensor *t);
+/* Runs the engine on the bound inputs and returns when the outputs are ready. */
 tc_status tc_context_execute(tc_context_t *context);
+/* CUDA engines: enqueues the run on `cuda_stream` (a cudaStream_t; NULL = the context's own
+ * stream) and returns without waiting. CPU engines run synchronously. */
+tc_status tc_context_enqueue(tc_context_t *context, void *cuda_stream);
 /* Output `index` of the last execution; data owned by the context, valid until the next execute. */
 tc_status tc_context_get_output(tc_context_t *context, int index, tc_tensor *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Importers
+ */
+
+/* Imports a torch.export archive (.pt2, written by torch.export.save; schema 8.x, archive version 0,
+ * the raw-bytes weight layout of torch >= 2.9) into a new graph. Parameters, buffers and tensor
+ * constants become constants; user inputs become graph inputs (symbolic dims become graph symbols
+ * with the ranges of range_constraints, unbounded maxima capped at 1<<20, opt = the export-time
+ * hint); user outputs become graph outputs named after their tensors. Ops not in the op table become
+ * opaque nodes (the graph can then be checked and printed but not run). The file is read once into
+ * memory that the graph owns, and weights point into it.
+ * Errors (message in err_buf if given): TC_ERR_IO, TC_ERR_FORMAT (damaged or not a .pt2),
+ * TC_ERR_VERSION (other schema or archive versions, legacy pickled weights), TC_ERR_UNSUPPORTED,
+ * TC_ERR_DTYPE, TC_ERR_SHAPE / TC_ERR_SCHEMA (a node that does not match the op table; the
+ * message names the node and op), TC_ERR_OUT_OF_MEMORY. *out is NULL on error. */
+tc_status tc_import_pt2(const char *path, tc_graph_t **out, char *err_buf, size_t err_size);
+/* Same from a buffer holding the archive, which is borrowed: it must outlive the graph and every
+ * engine built from it. */
+tc_status tc_import_pt2_memory(const void *data, size_t size, tc_graph_t **out, char *err_buf,
+                               size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -11,5 +11,7 @@ typedef struct tc_cli_command {
 
 int tc_cli_version(int argc, char **argv);
 int tc_cli_ops(int argc, char **argv);
+int tc_cli_check(int argc, char **argv);
+int tc_cli_run(int argc, char **argv);
 
 #endif

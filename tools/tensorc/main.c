@@ -8,6 +8,8 @@
 static const tc_cli_command commands[] = {
     {"version", "print the version and the backends compiled in", tc_cli_version},
     {"ops", "list every op of the op table and the backends that run it", tc_cli_ops},
+    {"check", "report which nodes of a .pt2 model each backend can run", tc_cli_check},
+    {"run", "run a .pt2 model on inputs from .npy files (or random ones) and write its outputs", tc_cli_run},
 };
 
 static void usage(FILE *f) {
