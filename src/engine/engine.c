@@ -2,6 +2,9 @@
  * holds the memory of one execution, so several contexts of one engine can run at once. */
 #include "backend/cpu/cpu.h"
 #include "core/parallel.h"
+#ifdef TC_HAVE_CUDA
+#include "backend/cuda/cuda.h"
+#endif
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,9 @@ struct tc_engine {
     tc_graph *g;
     tc_build_options opt;
     tc_error err;
+#ifdef TC_HAVE_CUDA
+    tc_cuda_engine *cuda;
+#endif
 };
 
 struct tc_context {
@@ -20,7 +26,11 @@ struct tc_context {
     tc_error err;
     tc_tensor *inputs;
     bool *input_set;
+    tc_tensor *outputs; /* caller-bound output buffers (data NULL when not bound) */
     tc_cpu_exec *exec;
+#ifdef TC_HAVE_CUDA
+    tc_cuda_exec *cuda;
+#endif
     bool ran;
 };
 
@@ -60,25 +70,45 @@ tc_status tc_engine_build(const tc_graph_t *graph, const tc_build_options *optio
     tc_build_options opt;
     tc_build_options_init(&opt);
     if (options) opt = *options;
-    if (opt.backend != TC_BACKEND_CPU) {
-        st = tc_errorf(&err, TC_ERR_UNSUPPORTED, "only the cpu backend can build engines in this version");
+    if ((unsigned)opt.backend >= TC_BACKEND_COUNT) {
+        st = tc_errorf(&err, TC_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)opt.backend);
         goto done;
     }
+#ifndef TC_HAVE_CUDA
+    if (opt.backend == TC_BACKEND_CUDA) {
+        st = tc_errorf(&err, TC_ERR_UNSUPPORTED,
+                       "this build of tensorc has no CUDA backend: rebuild with -DTENSORC_CUDA=ON on a machine with "
+                       "the CUDA toolkit and cuDNN");
+        goto done;
+    }
+#endif
     st = tc_graph_verify((tc_graph_t *)graph);
     if (st != TC_OK) {
         tc_errorf(&err, st, "%s", graph->err.msg);
         goto done;
     }
-    st = tc_cpu_check_graph(graph, &err);
+    if (opt.backend == TC_BACKEND_CPU) st = tc_cpu_check_graph(graph, &err);
+#ifdef TC_HAVE_CUDA
+    else st = tc_cuda_check_graph(graph, &err);
+#endif
     if (st != TC_OK) goto done;
     tc_engine *e = calloc(1, sizeof *e);
     if (!e) {
         st = tc_errorf(&err, TC_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
     }
-    tc_graph_retain((tc_graph *)graph);
     e->g = (tc_graph *)graph;
     e->opt = opt;
+#ifdef TC_HAVE_CUDA
+    if (opt.backend == TC_BACKEND_CUDA) {
+        st = tc_cuda_engine_create(graph, &opt, &e->cuda, &err);
+        if (st != TC_OK) {
+            free(e);
+            goto done;
+        }
+    }
+#endif
+    tc_graph_retain((tc_graph *)graph);
     if (opt.num_threads > 0) tc_parallel_set_threads(opt.num_threads);
     *out = e;
 done:
@@ -88,6 +118,9 @@ done:
 
 void tc_engine_free(tc_engine_t *e) {
     if (!e) return;
+#ifdef TC_HAVE_CUDA
+    tc_cuda_engine_free(e->cuda);
+#endif
     tc_graph_free(e->g);
     free(e);
 }
@@ -101,6 +134,8 @@ const char *tc_engine_input_name(const tc_engine_t *e, int i) {
 const char *tc_engine_output_name(const tc_engine_t *e, int i) {
     return e && i >= 0 && i < e->g->outputs.n ? e->g->output_names.items[i] : NULL;
 }
+tc_backend_kind tc_engine_backend(const tc_engine_t *e) { return e ? e->opt.backend : TC_BACKEND_CPU; }
+
 tc_dtype tc_engine_input_dtype(const tc_engine_t *e, int i) {
     return e && i >= 0 && i < e->g->inputs.n ? ((tc_value *)e->g->inputs.items[i])->dtype : TC_DTYPE_COUNT;
 }
@@ -114,8 +149,13 @@ tc_status tc_context_create(tc_engine_t *e, tc_context_t **out) {
     c->e = e;
     c->inputs = calloc((size_t)e->g->inputs.n + 1, sizeof *c->inputs);
     c->input_set = calloc((size_t)e->g->inputs.n + 1, sizeof *c->input_set);
-    tc_status st = c->inputs && c->input_set ? tc_cpu_exec_create(e->g, &c->exec, &e->err)
-                                             : tc_errorf(&e->err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    c->outputs = calloc((size_t)e->g->outputs.n + 1, sizeof *c->outputs);
+    tc_status st = TC_OK;
+    if (!c->inputs || !c->input_set || !c->outputs) st = tc_errorf(&e->err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    else if (e->opt.backend == TC_BACKEND_CPU) st = tc_cpu_exec_create(e->g, &c->exec, &e->err);
+#ifdef TC_HAVE_CUDA
+    else st = tc_cuda_exec_create(e->cuda, &c->cuda, &e->err);
+#endif
     if (st != TC_OK) {
         tc_context_free(c);
         return st;
@@ -127,6 +167,10 @@ tc_status tc_context_create(tc_engine_t *e, tc_context_t **out) {
 void tc_context_free(tc_context_t *c) {
     if (!c) return;
     tc_cpu_exec_free(c->exec);
+#ifdef TC_HAVE_CUDA
+    tc_cuda_exec_free(c->cuda);
+#endif
+    free(c->outputs);
     free(c->inputs);
     free(c->input_set);
     free(c);
@@ -148,17 +192,56 @@ tc_status tc_context_set_input(tc_context_t *c, int i, const tc_tensor *t) {
     return TC_OK;
 }
 
-tc_status tc_context_execute(tc_context_t *c) {
+tc_status tc_context_set_output(tc_context_t *c, int i, const tc_tensor *t) {
+    if (!c) return TC_ERR_INVALID_ARGUMENT;
+    tc_error_clear(&c->err);
+    if (i < 0 || i >= c->e->g->outputs.n)
+        return tc_errorf(&c->err, TC_ERR_NOT_FOUND, "output index %d is out of range (the engine has %d outputs)", i,
+                         c->e->g->outputs.n);
+    if (t) c->outputs[i] = *t;
+    else memset(&c->outputs[i], 0, sizeof c->outputs[i]);
+    return TC_OK;
+}
+
+static tc_status run(tc_context_t *c, void *stream, bool sync) {
     if (!c) return TC_ERR_INVALID_ARGUMENT;
     tc_error_clear(&c->err);
     c->ran = false;
     for (int i = 0; i < c->e->g->inputs.n; i++)
         if (!c->input_set[i])
             return tc_errorf(&c->err, TC_ERR_INVALID_ARGUMENT, "input '%s' is not set", tc_engine_input_name(c->e, i));
-    TC_TRY(tc_cpu_exec_run(c->exec, c->inputs, &c->err));
+    if (c->e->opt.backend == TC_BACKEND_CPU) {
+        TC_TRY(tc_cpu_exec_run(c->exec, c->inputs, &c->err));
+        /* caller-bound outputs get a copy; the context's own buffers stay valid too */
+        for (int i = 0; i < c->e->g->outputs.n; i++) {
+            if (!c->outputs[i].data) continue;
+            tc_tensor o;
+            tc_cpu_exec_output(c->exec, i, &o);
+            int64_t n = 1;
+            for (int d = 0; d < o.rank; d++) n *= o.dims[d];
+            if (c->outputs[i].dtype != o.dtype || c->outputs[i].rank != o.rank ||
+                memcmp(c->outputs[i].dims, o.dims, sizeof(int64_t) * (size_t)o.rank) != 0)
+                return tc_errorf(&c->err, TC_ERR_SHAPE, "output '%s': the bound buffer's type does not match the result",
+                                 tc_engine_output_name(c->e, i));
+            memcpy(c->outputs[i].data, o.data, (size_t)n * tc_dtype_size(o.dtype));
+        }
+    }
+#ifdef TC_HAVE_CUDA
+    else {
+        TC_TRY(tc_cuda_exec_run(c->cuda, c->inputs, c->outputs, stream, &c->err));
+        if (sync) TC_TRY(tc_cuda_exec_sync(c->cuda, stream, &c->err));
+    }
+#else
+    (void)stream;
+    (void)sync;
+#endif
     c->ran = true;
     return TC_OK;
 }
+
+tc_status tc_context_execute(tc_context_t *c) { return run(c, NULL, true); }
+
+tc_status tc_context_enqueue(tc_context_t *c, void *stream) { return run(c, stream, false); }
 
 tc_status tc_context_get_output(tc_context_t *c, int i, tc_tensor *out) {
     if (!c || !out) return TC_ERR_INVALID_ARGUMENT;
@@ -166,6 +249,12 @@ tc_status tc_context_get_output(tc_context_t *c, int i, tc_tensor *out) {
         return tc_errorf(&c->err, TC_ERR_NOT_FOUND, "output index %d is out of range (the engine has %d outputs)", i,
                          c->e->g->outputs.n);
     if (!c->ran) return tc_errorf(&c->err, TC_ERR_INVALID_ARGUMENT, "no successful execution yet");
+#ifdef TC_HAVE_CUDA
+    if (c->cuda) {
+        tc_cuda_exec_output(c->cuda, i, out);
+        return TC_OK;
+    }
+#endif
     tc_cpu_exec_output(c->exec, i, out);
     return TC_OK;
 }

@@ -1,0 +1,89 @@
+/* The CUDA backend's kernel interface and executor. Mirrors backend/cpu/cpu.h: every op family
+ * registers one kernel per op; the executor plans device memory, runs the kernels on the
+ * context's stream and captures the whole run into one CUDA graph.
+ * Host-side C only: CUDA types cross as void* (cudaStream_t, cublasLtHandle_t, cudnnHandle_t). */
+#ifndef TC_BACKEND_CUDA_H
+#define TC_BACKEND_CUDA_H
+
+#include "ops/op.h"
+#include "backend/cuda/cuda_backend.h"
+
+typedef struct tc_cuda_tensor {
+    tc_dtype dtype;
+    int rank;
+    int64_t dims[TC_MAX_RANK];
+    int64_t numel;
+    void *data; /* device pointer, contiguous C order */
+} tc_cuda_tensor;
+
+typedef struct tc_cuda_exec tc_cuda_exec;
+typedef struct tc_cuda_engine tc_cuda_engine;
+
+typedef struct tc_cuda_call {
+    const tc_graph *g;
+    const tc_node *node;
+    tc_cuda_tensor *const *in;  /* one per node->inputs (NULL for absent optional list elements) */
+    tc_cuda_tensor *const *out; /* one per node->outputs, already allocated in the arena */
+    const int64_t *symvals;     /* symbol values of this execution, per atom id */
+    tc_cuda_exec *exec;
+    void *stream;               /* cudaStream_t */
+    tc_error *err;
+} tc_cuda_call;
+
+typedef tc_status (*tc_cuda_kernel)(const tc_cuda_call *c);
+
+/* One per family file (src/backend/cuda/<family>.c); fills table[op] for the ops it runs. */
+void tc_cuda_register_elementwise(tc_cuda_kernel *table);
+void tc_cuda_register_activation(tc_cuda_kernel *table);
+void tc_cuda_register_matmul(tc_cuda_kernel *table);
+void tc_cuda_register_conv(tc_cuda_kernel *table);
+void tc_cuda_register_pool(tc_cuda_kernel *table);
+void tc_cuda_register_norm(tc_cuda_kernel *table);
+void tc_cuda_register_reduce(tc_cuda_kernel *table);
+void tc_cuda_register_shape(tc_cuda_kernel *table);
+void tc_cuda_register_index(tc_cuda_kernel *table);
+void tc_cuda_register_attention(tc_cuda_kernel *table);
+
+tc_cuda_kernel tc_cuda_kernel_for(int op);
+
+/* Argument access, as in cpu.h. */
+tc_cuda_tensor *tc_cuda_in(const tc_cuda_call *c, int argi);
+tc_cuda_tensor *tc_cuda_in_list(const tc_cuda_call *c, int argi, int64_t k);
+int64_t tc_cuda_int(const tc_cuda_call *c, int argi);
+int64_t tc_cuda_ints(const tc_cuda_call *c, int argi, int64_t *out, int64_t cap);
+tc_status tc_cuda_fail(const tc_cuda_call *c, tc_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Device scratch memory of at least bytes (256-byte aligned) for the duration of this kernel
+ * call; slots are independent. Planned ahead when possible: a kernel that asks during CUDA graph
+ * capture for more than it asked in the warm-up run fails, so ask for the same sizes each run. */
+#define TC_CUDA_SCRATCH_SLOTS 4
+void *tc_cuda_scratch(const tc_cuda_call *c, int slot, size_t bytes);
+/* Library handles owned by the execution context (created once, bound to its stream). */
+void *tc_cuda_cublaslt(const tc_cuda_call *c); /* cublasLtHandle_t */
+void *tc_cuda_cudnn(const tc_cuda_call *c);    /* cudnnHandle_t, stream already set */
+/* Build options the kernels honour. */
+bool tc_cuda_allow_tf32(const tc_cuda_call *c);
+/* A per-node cache (for cuDNN plans, cuBLASLt algorithms) owned by the execution context and
+ * freed with it through the destructor given on first use; keyed by node id and a caller key. */
+void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));
+
+/* The executor (per engine and per context). */
+tc_status tc_cuda_check_graph(const tc_graph *g, tc_error *err);
+tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, tc_cuda_engine **out, tc_error *err);
+void tc_cuda_engine_free(tc_cuda_engine *e);
+tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *err);
+void tc_cuda_exec_free(tc_cuda_exec *x);
+/* Enqueues a run on stream (a cudaStream_t; NULL = the context's own stream) with one device
+ * tensor per graph input; outputs[i].data may be caller device buffers, or NULL to use buffers
+ * the context owns. */
+tc_status tc_cuda_exec_run(tc_cuda_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, void *stream,
+                           tc_error *err);
+/* Waits for the run enqueued on stream (NULL = the context's own stream) to finish. */
+tc_status tc_cuda_exec_sync(tc_cuda_exec *x, void *stream, tc_error *err);
+void tc_cuda_exec_output(const tc_cuda_exec *x, int i, tc_tensor *out);
+
+#endif
