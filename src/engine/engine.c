@@ -258,3 +258,7 @@ tc_status tc_context_get_output(tc_context_t *c, int i, tc_tensor *out) {
     tc_cpu_exec_output(c->exec, i, out);
     return TC_OK;
 }
+
+/* Internal accessors for engine serialization (declared in engine/serialize.h). */
+const tc_graph *tc_engine_graph(const tc_engine_t *e) { return e ? e->g : NULL; }
+const tc_build_options *tc_engine_options(const tc_engine_t *e) { return e ? &e->opt : NULL; }
