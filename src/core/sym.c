@@ -292,28 +292,67 @@ static int64_t eval_atom(const tc_symtab *t, int id, const int64_t *values) {
     return 0;
 }
 
+typedef struct {
+    int64_t lo, hi;
+} interval;
+
+static interval interval_of(const tc_symtab *t, tc_dim d);
+
+static interval atom_interval(const tc_symtab *t, int id) {
+    const tc_sym_atom *a = t->atoms.items[id];
+    if (a->kind == TC_ATOM_SYMBOL) return (interval){a->min, a->max};
+    interval x = interval_of(t, a->a), y = interval_of(t, a->b);
+    if (y.lo <= 0) return (interval){x.lo < 0 ? x.lo : 0, x.hi > 0 ? x.hi : 0}; /* divisor range unknown */
+    if (a->kind == TC_ATOM_MOD) return (interval){0, y.hi - 1};
+    int64_t q[4] = {tc_floordiv64(x.lo, y.lo), tc_floordiv64(x.lo, y.hi), tc_floordiv64(x.hi, y.lo),
+                    tc_floordiv64(x.hi, y.hi)};
+    interval r = {q[0], q[0]};
+    for (int i = 1; i < 4; i++) {
+        if (q[i] < r.lo) r.lo = q[i];
+        if (q[i] > r.hi) r.hi = q[i];
+    }
+    return r;
+}
+
+static interval interval_mul(interval a, interval b) {
+    int64_t p[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
+    interval r = {p[0], p[0]};
+    for (int i = 1; i < 4; i++) {
+        if (p[i] < r.lo) r.lo = p[i];
+        if (p[i] > r.hi) r.hi = p[i];
+    }
+    return r;
+}
+
+/* Bounds by interval arithmetic per term: sound for any signs, exact for sums of distinct
+ * symbols with positive coefficients. */
+static interval interval_of(const tc_symtab *t, tc_dim d) {
+    if (!TC_DIM_IS_SYM(d)) return (interval){d, d};
+    const tc_sym_poly *p = t->exprs.items[TC_DIM_SYM_BASE - d];
+    interval sum = {0, 0};
+    for (int i = 0; i < p->n; i++) {
+        interval term = {p->terms[i].coef, p->terms[i].coef};
+        for (int j = 0; j < p->terms[i].n; j++) term = interval_mul(term, atom_interval(t, p->terms[i].atoms[j]));
+        sum.lo += term.lo;
+        sum.hi += term.hi;
+    }
+    return sum;
+}
+
 void tc_sym_range(const tc_symtab *t, tc_dim d, int64_t *min, int64_t *opt, int64_t *max) {
     if (!TC_DIM_IS_SYM(d)) {
         *min = *opt = *max = d;
         return;
     }
+    interval r = interval_of(t, d);
     int n = t->atoms.n;
-    int64_t stackv[3][64];
-    int64_t *v[3];
-    for (int k = 0; k < 3; k++) v[k] = n <= 64 ? stackv[k] : malloc(sizeof(int64_t) * (size_t)n);
-    for (int i = 0; i < n; i++) {
-        const tc_sym_atom *a = t->atoms.items[i];
-        v[0][i] = a->min, v[1][i] = a->opt, v[2][i] = a->max;
-    }
-    int64_t lo = tc_sym_eval(t, d, v[0]), o = tc_sym_eval(t, d, v[1]), hi = tc_sym_eval(t, d, v[2]);
-    if (lo > hi) {
-        int64_t s = lo;
-        lo = hi;
-        hi = s;
-    }
-    *min = lo, *opt = o, *max = hi;
-    if (n > 64)
-        for (int k = 0; k < 3; k++) free(v[k]);
+    int64_t stackv[64] = {0};
+    int64_t *v = n <= 64 ? stackv : malloc(sizeof(int64_t) * (size_t)n);
+    for (int i = 0; i < n; i++) v[i] = ((const tc_sym_atom *)t->atoms.items[i])->opt;
+    *opt = tc_sym_eval(t, d, v);
+    *min = r.lo;
+    *max = r.hi;
+    if (v != stackv) free(v);
 }
 
 static void append(char *buf, size_t size, size_t *len, const char *s) {
@@ -349,13 +388,16 @@ static void print_dim(const tc_symtab *t, tc_dim d, char *buf, size_t size, size
     const tc_sym_poly *p = t->exprs.items[TC_DIM_SYM_BASE - d];
     bool par = paren && p->n > 1;
     if (par) append(buf, size, len, "(");
-    for (int i = 0; i < p->n; i++) {
+    /* terms are sorted with the constant first; print it last ("s0 - 1") */
+    int first = p->n > 1 && p->terms[0].n == 0 ? 1 : 0;
+    for (int k = 0; k < p->n; k++) {
+        int i = (first + k) % p->n;
         const tc_sym_term *x = &p->terms[i];
         int64_t c = x->coef;
-        if (i > 0) {
+        if (k > 0) {
             append(buf, size, len, c < 0 ? " - " : " + ");
             if (c < 0) c = -c;
-        } else if (c < 0 && x->n > 0 && c == -1) {
+        } else if (c == -1 && x->n > 0) {
             append(buf, size, len, "-");
             c = 1;
         }
