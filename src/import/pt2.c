@@ -494,54 +494,34 @@ tc_status tc_import_pt2_memory(const void *data, size_t size, tc_graph_t **out, 
     return finish(st, &err, g, out, err_buf, err_size);
 }
 
-/* The graph has no hook to release a mapping when it is freed, so a file is read into one 64-byte
- * aligned heap block that a hidden, unused u8 constant owns (freed with the graph, and kept alive
- * by engines built from it). Weights then borrow from that block without a copy each. */
+static void release_zip(void *z) { tc_zip_close(z); }
+
+/* The archive is mapped read-only; weights borrow from the mapping without a copy, and the graph
+ * keeps the mapping until it is freed (after engines built from it). */
 tc_status tc_import_pt2(const char *path, tc_graph_t **out, char *err_buf, size_t err_size) {
     if (err_buf && err_size) err_buf[0] = '\0';
     if (!out) return TC_ERR_INVALID_ARGUMENT;
     *out = NULL;
     tc_error err = {0};
     if (!path) return finish(tc_errorf(&err, TC_ERR_INVALID_ARGUMENT, "pt2: path is NULL"), &err, NULL, out, err_buf, err_size);
-    FILE *f = fopen(path, "rb");
-    if (!f) return finish(tc_errorf(&err, TC_ERR_IO, "pt2: cannot open '%s'", path), &err, NULL, out, err_buf, err_size);
-    tc_status st = TC_OK;
-    char *buf = NULL;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) st = tc_errorf(&err, TC_ERR_IO, "pt2: cannot read '%s' (not a regular file?)", path);
-    if (st == TC_OK) {
-        size_t cap = ((size_t)len + 63) & ~(size_t)63;
-        buf = aligned_alloc(64, cap ? cap : 64);
-        if (!buf) st = tc_errorf(&err, TC_ERR_OUT_OF_MEMORY, "pt2: out of memory reading '%s' (%ld bytes)", path, len);
-        else if (fread(buf, 1, (size_t)len, f) != (size_t)len) st = tc_errorf(&err, TC_ERR_IO, "pt2: error reading '%s'", path);
-    }
-    fclose(f);
+    tc_zip *z = NULL;
+    tc_status st = tc_zip_open_file(path, &z, &err);
     if (st != TC_OK) {
-        free(buf);
+        char msg[sizeof err.msg];
+        snprintf(msg, sizeof msg, "%s", err.msg);
+        if (st == TC_ERR_IO) tc_errorf(&err, st, "pt2: cannot read '%s': %s", path, msg);
+        else tc_errorf(&err, st, "pt2: '%s' is not a readable archive: %s", path, msg);
         return finish(st, &err, NULL, out, err_buf, err_size);
     }
     tc_graph *g = NULL;
     if (tc_graph_create(&g) != TC_OK) {
-        free(buf);
+        tc_zip_close(z);
         return finish(tc_errorf(&err, TC_ERR_OUT_OF_MEMORY, "out of memory"), &err, NULL, out, err_buf, err_size);
     }
-    int64_t dim = len;
-    tc_value *holder = NULL;
-    if (tc_graph_add_constant(g, "pt2.archive", TC_U8, 1, &dim, buf, TC_CONSTANT_BORROW, &holder) != TC_OK) {
-        free(buf);
+    if (tc_graph_keep(g, z, release_zip) != TC_OK) {
+        tc_zip_close(z);
         return finish(tc_errorf(&err, TC_ERR_OUT_OF_MEMORY, "out of memory"), &err, g, out, err_buf, err_size);
     }
-    holder->owned = true;
-    tc_zip *z = NULL;
-    st = tc_zip_open_memory(buf, (size_t)len, &z, &err);
-    if (st != TC_OK) {
-        char msg[sizeof err.msg];
-        snprintf(msg, sizeof msg, "%s", err.msg);
-        tc_errorf(&err, st, "pt2: '%s' is not a readable archive: %s", path, msg);
-    } else {
-        st = tc_pt2_import_zip(z, g, &err);
-    }
-    tc_zip_close(z);
+    st = tc_pt2_import_zip(z, g, &err);
     return finish(st, &err, g, out, err_buf, err_size);
 }

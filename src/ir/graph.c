@@ -25,6 +25,12 @@ void tc_graph_free(tc_graph_t *g) {
         tc_value *v = g->values.items[i];
         if (v->owned) free((void *)v->data);
     }
+    for (int i = 0; i + 1 < g->keep.n; i += 2) {
+        void (*release)(void *);
+        memcpy(&release, &g->keep.items[i + 1], sizeof release);
+        release(g->keep.items[i]);
+    }
+    tc_ptrvec_free(&g->keep);
     tc_symtab_free(&g->syms);
     tc_ptrvec_free(&g->values);
     tc_ptrvec_free(&g->nodes);
@@ -33,6 +39,17 @@ void tc_graph_free(tc_graph_t *g) {
     tc_ptrvec_free(&g->output_names);
     tc_arena_free(&g->arena);
     free(g);
+}
+
+tc_status tc_graph_keep(tc_graph *g, void *ptr, void (*release)(void *ptr)) {
+    void *fp;
+    _Static_assert(sizeof fp == sizeof release, "function pointers fit a data pointer");
+    memcpy(&fp, &release, sizeof fp);
+    if (tc_ptrvec_push(&g->keep, ptr) || tc_ptrvec_push(&g->keep, fp)) {
+        if (g->keep.n % 2) g->keep.n--;
+        return tc_errorf(&g->err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    return TC_OK;
 }
 
 const char *tc_graph_last_error(const tc_graph_t *g) { return g ? g->err.msg : "no graph"; }

@@ -56,7 +56,12 @@ struct tc_graph {
     tc_ptrvec inputs;  /* tc_value* */
     tc_ptrvec outputs; /* tc_value* */
     tc_ptrvec output_names; /* const char* */
+    tc_ptrvec keep;    /* tc_graph_keep entries, released when the graph is freed */
 };
+
+/* Ties a resource (a file mapping, a buffer) to the graph's lifetime: release(ptr) is called
+ * when the graph is freed, after engines built from it are gone. */
+tc_status tc_graph_keep(tc_graph *g, void *ptr, void (*release)(void *ptr));
 
 tc_value *tc_graph_new_value(tc_graph *g, tc_value_kind kind, const char *name, tc_dtype dtype,
                              int rank, const tc_dim *dims);
