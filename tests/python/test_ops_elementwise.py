@@ -323,7 +323,9 @@ def test_clamp_scalar(dtype, bounds):
 def test_clamp_nan_and_special():
     x = torch.tensor([NAN, -INF, INF, -0.0, 0.5])
     assert conform("clamp", lambda t: aten.clamp(t, -1, 1), [x], -1, 1)
-    assert conform("clamp", lambda t: aten.clamp(t, NAN), [x], NAN)
+    if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 14):
+        # a NaN bound: tensorc follows PyTorch 2.14; older releases give other results
+        assert conform("clamp", lambda t: aten.clamp(t, NAN), [x], NAN)
 
 
 def run_clamp_tensor(x, lo, hi):

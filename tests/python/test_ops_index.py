@@ -236,6 +236,9 @@ ARANGES = [("arange", (5,)), ("arange", (0,)), ("arange", (4.5,)), ("arange.star
 @pytest.mark.parametrize("dtype", [None] + FLOAT_DTYPES + [torch.int64, torch.int32])
 @pytest.mark.parametrize("op,args", ARANGES)
 def test_arange(op, args, dtype):
+    if (dtype in (torch.int64, torch.int32) and any(isinstance(a, float) for a in args)
+            and tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 14)):
+        pytest.skip("float bounds with an integer dtype: tensorc follows PyTorch 2.14, older releases differ")
     name, _, ov = op.partition(".")
     ref = getattr(aten.arange, ov or "default")
     kw = {} if dtype is None else {"dtype": dtype}
