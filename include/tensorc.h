@@ -293,6 +293,113 @@ tc_status tc_import_pt2(const char *path, tc_graph_t **out, char *err_buf, size_
 tc_status tc_import_pt2_memory(const void *data, size_t size, tc_graph_t **out, char *err_buf,
                                size_t err_size);
 
+
+/* ---------------------------------------------------------------------------------------------
+ * Partitioning: which nodes of a graph a backend runs, and why the others fall back (to PyTorch
+ * in Python, or are rejected by the pure C runtime). Runs of backend nodes are merged into
+ * blocks; each block becomes one engine.
+ */
+typedef struct tc_partition tc_partition_t;
+
+typedef enum tc_fallback_reason {
+    TC_FALLBACK_NONE = 0,    /* the node runs on the backend, in a block */
+    TC_FALLBACK_UNKNOWN_OP,  /* an opaque node: the op table does not know the op */
+    TC_FALLBACK_REJECTED,    /* an opaque node whose op the table knows: its arguments were rejected */
+    TC_FALLBACK_UNSUPPORTED, /* the backend has no kernel for the op */
+    TC_FALLBACK_FORCED,      /* the op is in options.forced_ops (torch_executed_ops) */
+    TC_FALLBACK_SMALL_BLOCK, /* its block had fewer than options.min_block_size nodes */
+    TC_FALLBACK_REASON_COUNT
+} tc_fallback_reason;
+
+typedef struct tc_partition_options {
+    tc_backend_kind backend;        /* the backend that runs the blocks (default TC_BACKEND_CPU) */
+    int min_block_size;             /* blocks with fewer nodes fall back (default 5; <= 1 keeps all) */
+    const char *const *forced_ops;  /* ops that must fall back, n_forced_ops of them: an overload */
+    int n_forced_ops;               /* ("relu.default", "add.Tensor", "aten.relu.default",
+                                       "torch.ops.aten.relu.default") or every overload of an op
+                                       ("relu", "aten.add") */
+    bool require_full_compilation;  /* fail unless every node runs on the backend; min_block_size
+                                       then does not apply */
+} tc_partition_options;
+
+void tc_partition_options_init(tc_partition_options *options);
+
+/* Partitions graph (which is only read; it need not verify, so graphs with opaque nodes are
+ * fine). Every node gets a block or a fallback reason. A node falls back when it is opaque, its op
+ * has no kernel on the backend, or it is forced; the other nodes are merged into the fewest blocks
+ * such that no block depends on itself through a fallback node (block b never needs a value that a
+ * fallback node computes from block b); blocks below min_block_size fall back and the rest is
+ * merged again. Blocks are numbered in an order in which they and the fallback nodes can run:
+ * block 0, the fallback nodes that need only block 0 and graph inputs, block 1, ...
+ * Errors (message in err_buf if given): TC_ERR_INVALID_ARGUMENT; TC_ERR_UNSUPPORTED when
+ * require_full_compilation is set and some node falls back (the message lists each such node's
+ * name, op and reason); TC_ERR_OUT_OF_MEMORY. *out is NULL on error. */
+tc_status tc_graph_partition(const tc_graph_t *graph, const tc_partition_options *options,
+                             tc_partition_t **out, char *err_buf, size_t err_size);
+void tc_partition_free(tc_partition_t *partition);
+int tc_partition_num_nodes(const tc_partition_t *partition); /* the graph's nodes, in order */
+int tc_partition_num_blocks(const tc_partition_t *partition);
+/* The block that runs node i (0-based graph order), or -1 when it falls back or i is out of range. */
+int tc_partition_node_block(const tc_partition_t *partition, int node);
+tc_fallback_reason tc_partition_node_reason(const tc_partition_t *partition, int node);
+/* Why node i falls back, as a phrase ("unknown op", "forced to fall back by torch_executed_ops"),
+ * "" when it runs on the backend. Node name and op as the graph has them. Strings live as long
+ * as the partition; NULL when i is out of range. */
+const char *tc_partition_node_message(const tc_partition_t *partition, int node);
+const char *tc_partition_node_name(const tc_partition_t *partition, int node);
+const char *tc_partition_node_op(const tc_partition_t *partition, int node);
+/* Number of nodes in block b (0 when out of range). */
+int tc_partition_block_size(const tc_partition_t *partition, int block);
+/* Prints the report (one line per node: name, op, block or fallback reason; then a summary) to a
+ * FILE* (passed as void*). */
+tc_status tc_partition_print(const tc_partition_t *partition, void *file);
+
+/* ---------------------------------------------------------------------------------------------
+ * Engine files (.tce): an engine written to bytes (target, I/O table, graph, backend step records,
+ * 64-byte aligned weights, checksum; see docs/engine-format.md) and loaded back without the model.
+ * Thread safety: serializing or saving reads the engine only, so several threads may serialize one
+ * engine at once, also while contexts of it execute. Loading creates a new engine and touches no
+ * shared state. An engine loaded once may be shared by contexts on any number of threads.
+ */
+#define TC_ENGINE_FORMAT_VERSION 1
+
+/* Facts recorded in an engine file's header besides the engine itself. Every member may be NULL/0. */
+typedef struct tc_engine_save_info {
+    const char *model_path;    /* the source model: its bytes are hashed into the header, its base name kept */
+    const char *build_command; /* the command that rebuilds the engine; load errors quote it */
+    int n_settings;            /* extra build settings (key, value) shown by `tensorc inspect` (at most 32) */
+    const char *const *setting_keys;
+    const char *const *setting_values;
+} tc_engine_save_info;
+
+/* Serializes an engine into a new buffer (*data, *size), freed with tc_free_buffer. */
+tc_status tc_engine_serialize(const tc_engine_t *engine, void **data, size_t *size);
+/* Same with header facts (info may be NULL) and the error message in err_buf (may be NULL).
+ * TC_ERR_IO when info->model_path cannot be read. */
+tc_status tc_engine_serialize_ex(const tc_engine_t *engine, const tc_engine_save_info *info, void **data,
+                                 size_t *size, char *err_buf, size_t err_size);
+void tc_free_buffer(void *data);
+
+/* Writes the engine to a file (TC_ERR_IO when it cannot be written; no partial file is left). */
+tc_status tc_engine_save(const tc_engine_t *engine, const char *path);
+tc_status tc_engine_save_ex(const tc_engine_t *engine, const tc_engine_save_info *info, const char *path,
+                            char *err_buf, size_t err_size);
+
+/* Loads an engine from a buffer (not kept: the weights are copied) and rebuilds it for the backend it
+ * was built for, with the build options stored in the file, or with *override_or_null instead (for
+ * example to run a CUDA engine's graph on the CPU, or to change num_threads); backend step records
+ * are used only when the backend stays the same. Checks everything and never crashes on a damaged
+ * buffer: TC_ERR_FORMAT (not an engine, truncated, corrupted: checksum, damaged sections),
+ * TC_ERR_VERSION (a newer format), TC_ERR_UNSUPPORTED (a CUDA engine on a build without CUDA, or
+ * for another GPU architecture), TC_ERR_UNKNOWN_OP / TC_ERR_SCHEMA / TC_ERR_INVALID_GRAPH (the
+ * engine's ops do not match this build's op table), TC_ERR_OUT_OF_MEMORY. The message in err_buf
+ * says what to do, usually the command that rebuilds the engine. *out is NULL on error. */
+tc_status tc_engine_deserialize(const void *data, size_t size, const tc_build_options *override_or_null,
+                                tc_engine_t **out, char *err_buf, size_t err_size);
+/* Same from a file; TC_ERR_IO when it cannot be read. The message starts with the path. */
+tc_status tc_engine_load(const char *path, const tc_build_options *override_or_null, tc_engine_t **out,
+                         char *err_buf, size_t err_size);
+
 #ifdef __cplusplus
 }
 #endif

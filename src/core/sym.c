@@ -24,7 +24,8 @@ static void poly_normalize(tc_sym_poly *p) {
     int w = 0;
     for (int r = 0; r < p->n; r++) {
         if (w > 0 && term_cmp_atoms(&p->terms[w - 1], &p->terms[r]) == 0) {
-            p->terms[w - 1].coef += p->terms[r].coef;
+            /* wraps rather than traps on absurd sizes; inputs are capped at 2^40 per dim */
+            p->terms[w - 1].coef = (int64_t)((uint64_t)p->terms[w - 1].coef + (uint64_t)p->terms[r].coef);
         } else {
             p->terms[w++] = p->terms[r];
         }
@@ -180,10 +181,20 @@ static bool term_div(const tc_sym_term *x, const tc_sym_term *y, tc_sym_term *q)
 
 tc_status tc_sym_binop(tc_symtab *t, tc_sym_op op, tc_dim a, tc_dim b, tc_dim *out, tc_error *err) {
     if (!TC_DIM_IS_SYM(a) && !TC_DIM_IS_SYM(b)) {
+        int64_t r = 0;
+        bool ovf = false;
         switch (op) {
-        case TC_SYM_ADD: *out = a + b; return TC_OK;
-        case TC_SYM_SUB: *out = a - b; return TC_OK;
-        case TC_SYM_MUL: *out = a * b; return TC_OK;
+        case TC_SYM_ADD: ovf = __builtin_add_overflow(a, b, &r); break;
+        case TC_SYM_SUB: ovf = __builtin_sub_overflow(a, b, &r); break;
+        case TC_SYM_MUL: ovf = __builtin_mul_overflow(a, b, &r); break;
+        default: break;
+        }
+        if (ovf || (op <= TC_SYM_MUL && TC_DIM_IS_SYM(r)))
+            return tc_errorf(err, TC_ERR_SHAPE, "size expression overflows (%lld and %lld)", (long long)a, (long long)b);
+        switch (op) {
+        case TC_SYM_ADD:
+        case TC_SYM_SUB:
+        case TC_SYM_MUL: *out = r; return TC_OK;
         case TC_SYM_FLOORDIV:
         case TC_SYM_MOD:
             if (b == 0) return tc_errorf(err, TC_ERR_SHAPE, "division by zero in a size expression");
@@ -203,7 +214,7 @@ tc_status tc_sym_binop(tc_symtab *t, tc_sym_op op, tc_dim a, tc_dim b, tc_dim *o
         for (int i = 0; i < pa.n; i++) sp_push(&r, pa.terms[i]);
         for (int i = 0; i < pb.n; i++) {
             tc_sym_term x = pb.terms[i];
-            if (op == TC_SYM_SUB) x.coef = -x.coef;
+            if (op == TC_SYM_SUB) x.coef = (int64_t)(0 - (uint64_t)x.coef);
             sp_push(&r, x);
         }
         st = intern(t, &r, out, err);
@@ -217,7 +228,11 @@ tc_status tc_sym_binop(tc_symtab *t, tc_sym_op op, tc_dim a, tc_dim b, tc_dim *o
                                    TC_SYM_MAX_ATOMS);
                     goto done;
                 }
-                tc_sym_term z = {.coef = x->coef * y->coef, .n = 0};
+                tc_sym_term z = {.n = 0};
+                if (__builtin_mul_overflow(x->coef, y->coef, &z.coef)) {
+                    st = tc_errorf(err, TC_ERR_SHAPE, "size expression overflows");
+                    goto done;
+                }
                 int p = 0, q = 0;
                 while (p < x->n || q < y->n) {
                     if (q >= y->n || (p < x->n && x->atoms[p] <= y->atoms[q])) z.atoms[z.n++] = x->atoms[p++];
@@ -271,9 +286,10 @@ int64_t tc_sym_eval(const tc_symtab *t, tc_dim d, const int64_t *values) {
     const tc_sym_poly *p = t->exprs.items[TC_DIM_SYM_BASE - d];
     int64_t sum = 0;
     for (int i = 0; i < p->n; i++) {
-        int64_t v = p->terms[i].coef;
-        for (int j = 0; j < p->terms[i].n; j++) v *= eval_atom(t, p->terms[i].atoms[j], values);
-        sum += v;
+        /* unsigned arithmetic: absurd sizes wrap (and fail later checks) instead of being undefined */
+        uint64_t v = (uint64_t)p->terms[i].coef;
+        for (int j = 0; j < p->terms[i].n; j++) v *= (uint64_t)eval_atom(t, p->terms[i].atoms[j], values);
+        sum = (int64_t)((uint64_t)sum + v);
     }
     return sum;
 }
@@ -314,8 +330,10 @@ static interval atom_interval(const tc_symtab *t, int id) {
     return r;
 }
 
+static int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+
 static interval interval_mul(interval a, interval b) {
-    int64_t p[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
+    int64_t p[4] = {wrap_mul(a.lo, b.lo), wrap_mul(a.lo, b.hi), wrap_mul(a.hi, b.lo), wrap_mul(a.hi, b.hi)};
     interval r = {p[0], p[0]};
     for (int i = 1; i < 4; i++) {
         if (p[i] < r.lo) r.lo = p[i];
@@ -333,8 +351,8 @@ static interval interval_of(const tc_symtab *t, tc_dim d) {
     for (int i = 0; i < p->n; i++) {
         interval term = {p->terms[i].coef, p->terms[i].coef};
         for (int j = 0; j < p->terms[i].n; j++) term = interval_mul(term, atom_interval(t, p->terms[i].atoms[j]));
-        sum.lo += term.lo;
-        sum.hi += term.hi;
+        sum.lo = (int64_t)((uint64_t)sum.lo + (uint64_t)term.lo);
+        sum.hi = (int64_t)((uint64_t)sum.hi + (uint64_t)term.hi);
     }
     return sum;
 }

@@ -88,6 +88,9 @@ static tc_status check_dims(tc_graph *g, const char *what, const char *name, int
         } else if (d < 0) {
             return tc_errorf(&g->err, TC_ERR_INVALID_ARGUMENT, "%s '%s': dim %d is negative (%lld)", what,
                              name ? name : "?", i, (long long)d);
+        } else if (d > TC_MAX_DIM_VALUE) {
+            return tc_errorf(&g->err, TC_ERR_INVALID_ARGUMENT, "%s '%s': dim %d is too large (%lld > 2^40)", what,
+                             name ? name : "?", i, (long long)d);
         }
     }
     return TC_OK;
@@ -97,6 +100,9 @@ tc_status tc_graph_add_symbol(tc_graph_t *g, const char *name, int64_t min, int6
                               tc_dim *out) {
     if (!g || !out) return TC_ERR_INVALID_ARGUMENT;
     tc_error_clear(&g->err);
+    if (max > TC_MAX_DIM_VALUE)
+        return tc_errorf(&g->err, TC_ERR_INVALID_ARGUMENT, "symbol '%s': max %lld is too large (> 2^40)",
+                         name ? name : "?", (long long)max);
     return tc_sym_new_symbol(&g->syms, name, min, opt, max, out, &g->err);
 }
 

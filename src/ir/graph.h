@@ -6,6 +6,10 @@
 #include "core/error.h"
 #include "core/sym.h"
 
+/* The largest constant size a dim or a size-like argument may have: big enough for any model,
+ * small enough that products of a few of them cannot overflow int64 in shape arithmetic. */
+#define TC_MAX_DIM_VALUE ((int64_t)1 << 40)
+
 typedef struct tc_node tc_node;
 typedef struct tc_value tc_value;
 typedef struct tc_graph tc_graph;

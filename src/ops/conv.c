@@ -20,8 +20,9 @@ static bool conv_param(tc_infer_ctx *c, int i, int nsp, int64_t min, int64_t *ou
             tc_infer_fail(c, TC_ERR_UNSUPPORTED, "symbolic %s is not supported", name);
             return false;
         }
-        if (x < min) {
-            tc_infer_fail(c, TC_ERR_SHAPE, "%s must be >= %lld, got %lld", name, (long long)min, (long long)x);
+        if (x < min || x > TC_MAX_DIM_VALUE) {
+            tc_infer_fail(c, TC_ERR_SHAPE, "%s must be in [%lld, %lld], got %lld", name, (long long)min,
+                          (long long)TC_MAX_DIM_VALUE, (long long)x);
             return false;
         }
         out[k] = x;
@@ -52,7 +53,9 @@ tc_status tc_infer_convolution(tc_infer_ctx *c) {
             return tc_infer_fail(c, TC_ERR_UNSUPPORTED, "weight %s must have constant dims", bw);
     int64_t groups = tc_node_int(n, 8);
     if (TC_DIM_IS_SYM(groups)) return tc_infer_fail(c, TC_ERR_UNSUPPORTED, "symbolic groups are not supported");
-    if (groups < 1) return tc_infer_fail(c, TC_ERR_SHAPE, "groups must be >= 1, got %lld", (long long)groups);
+    if (groups < 1 || groups > TC_MAX_DIM_VALUE)
+        return tc_infer_fail(c, TC_ERR_SHAPE, "groups must be in [1, %lld], got %lld", (long long)TC_MAX_DIM_VALUE,
+                             (long long)groups);
     int64_t stride[3], pad[3], dil[3], opad[3] = {0, 0, 0};
     bool transposed = tc_node_bool(n, 6);
     if (!conv_param(c, 3, nsp, 1, stride) || !conv_param(c, 4, nsp, 0, pad) || !conv_param(c, 5, nsp, 1, dil) ||

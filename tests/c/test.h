@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int tc_test_passed, tc_test_failed;
+static int tc_test_passed __attribute__((unused)), tc_test_failed __attribute__((unused));
 
 #define CHECK(cond)                                                              \
     do {                                                                         \

@@ -3,6 +3,8 @@
 #ifndef TC_CLI_H
 #define TC_CLI_H
 
+#include "tensorc.h"
+
 typedef struct tc_cli_command {
     const char *name;
     const char *help;
@@ -13,5 +15,19 @@ int tc_cli_version(int argc, char **argv);
 int tc_cli_ops(int argc, char **argv);
 int tc_cli_check(int argc, char **argv);
 int tc_cli_run(int argc, char **argv);
+int tc_cli_build(int argc, char **argv);
+int tc_cli_bench(int argc, char **argv);
+int tc_cli_inspect(int argc, char **argv);
+
+/* Shared by run, bench and inspect (cmd_build.c). */
+/* Whether path starts with the engine file magic "TCENGINE". */
+bool tc_cli_is_engine_file(const char *path);
+/* Opens an engine file (recognized by its magic or a .tce name), or imports a model and builds an
+ * engine. device: a tc_backend_kind, or -1
+ * for the engine's own backend (the CPU for a model); threads > 0 sets the CPU thread count.
+ * Prints the error prefixed with "tensorc CMD: " and returns 1 on failure, else 0. */
+int tc_cli_open(const char *cmd, const char *path, int device, int threads, tc_engine_t **engine);
+/* Parses a decimal integer in [lo, hi]. */
+bool tc_cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
 #endif

@@ -1,10 +1,12 @@
-/* `tensorc run MODEL.pt2`: imports a model, builds a CPU engine, runs it once on inputs from .npy
- * files (or deterministic random ones), writes every output as .npy and prints a summary of each. */
+/* `tensorc run ENGINE_OR_MODEL`: loads an engine file (.tce, detected by its magic) or imports a
+ * model and builds a CPU engine, runs it once on inputs from .npy files (or deterministic random
+ * ones), writes every output as .npy and prints a summary of each. */
 #define _POSIX_C_SOURCE 200809L
 #include "tensorc.h"
 #include "cli.h"
 #include "core/dtype.h"
 #include "import/npy.h"
+#include "engine/serialize.h"
 #include "ir/graph.h"
 
 #include <errno.h>
@@ -18,20 +20,21 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tensorc run MODEL.pt2 [--device cpu] [--input NAME=FILE.npy ...] [--output-dir DIR]\n"
-            "                  [--seed N] [--shape NAME=d0,d1,...] [--threads N]\n\n"
-            "Runs a torch.export archive once and writes each output as DIR/<output name>.npy.\n"
+            "usage: tensorc run ENGINE.tce|MODEL.pt2 [--device cpu|cuda] [--input NAME=FILE.npy ...]\n"
+            "                  [--output-dir DIR] [--seed N] [--shape NAME=d0,d1,...] [--threads N]\n\n"
+            "Runs an engine file (from `tensorc build`) or a torch.export archive once and writes each output\n"
+            "as DIR/<output name>.npy. Engine files are recognized by their magic, whatever their name.\n"
             "Inputs not given with --input are filled with deterministic random values from the seed\n"
             "(floats: normal(0, 1); integers: 0..9; bools: 0/1) at the shape given by --shape, else at the\n"
             "model's shape with symbolic dims at their export-time value. Prints each output's shape, dtype,\n"
             "mean and max |x|.\n\n"
-            "  --device cpu          where to run (only cpu in this version)\n"
+            "  --device cpu|cuda     where to run (default: the engine's own backend; cpu for a model)\n"
             "  --input NAME=FILE     an input from an .npy file (dtype and shape must match the model)\n"
             "  --output-dir DIR      where to write the outputs (default: no files written)\n"
             "  --seed N              seed of the random inputs (default 0)\n"
             "  --shape NAME=D,...    shape of a random input (for symbolic dims)\n"
             "  --threads N           CPU threads (default: one per core)\n\n"
-            "Exit status: 0 success, 1 the model or an input could not be used, 2 bad usage.\n");
+            "Exit status: 0 success, 1 the engine, model or an input could not be used, 2 bad usage.\n");
 }
 
 typedef struct {
@@ -131,6 +134,7 @@ int tc_cli_run(int argc, char **argv) {
     kv inputs[MAX_ITEMS], shapes[MAX_ITEMS];
     int n_inputs = 0, n_shapes = 0, rc = 2;
     int64_t seed = 0, threads = 0;
+    int device = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -140,8 +144,10 @@ int tc_cli_run(int argc, char **argv) {
             goto out;
         } else if (strcmp(a, "--device") == 0 && has_val) {
             const char *d = argv[++i];
-            if (strcmp(d, "cpu") != 0) {
-                fprintf(stderr, "tensorc run: --device %s is not available; this version runs on cpu only\n", d);
+            if (strcmp(d, "cpu") == 0) device = TC_BACKEND_CPU;
+            else if (strcmp(d, "cuda") == 0) device = TC_BACKEND_CUDA;
+            else {
+                fprintf(stderr, "tensorc run: --device wants cpu or cuda, got '%s'\n", d);
                 goto out;
             }
         } else if (strcmp(a, "--input") == 0 && has_val) {
@@ -185,16 +191,13 @@ int tc_cli_run(int argc, char **argv) {
     }
 
     rc = 1;
-    char err[1024];
-    tc_graph_t *g = NULL;
+    const tc_graph *g = NULL;
     tc_engine_t *engine = NULL;
     tc_context_t *ctx = NULL;
     int ng = 0;
     tc_tensor *tensors = NULL;
-    if (tc_import_pt2(path, &g, err, sizeof err) != TC_OK) {
-        fprintf(stderr, "tensorc run: cannot import '%s': %s\n", path, err);
-        goto done;
-    }
+    if (tc_cli_open("run", path, device, (int)threads, &engine) != 0) goto done;
+    g = tc_engine_graph(engine);
     ng = tc_graph_num_inputs(g);
     /* names given must exist: a typo would otherwise silently run on random data */
     for (int k = 0; k < n_inputs + n_shapes; k++) {
@@ -210,12 +213,11 @@ int tc_cli_run(int argc, char **argv) {
             goto done;
         }
     }
-    tc_build_options opt;
-    tc_build_options_init(&opt);
-    opt.num_threads = (int)threads;
-    if (tc_engine_build(g, &opt, &engine, err, sizeof err) != TC_OK) {
-        fprintf(stderr, "tensorc run: cannot build an engine for '%s': %s\n(`tensorc check %s` lists unsupported nodes)\n",
-                path, err, path);
+    if (tc_engine_backend(engine) == TC_BACKEND_CUDA) {
+        /* TODO(cuda): stage host inputs and outputs through device memory once the CUDA backend
+         * exposes host<->device copies for contexts; until then CUDA engines run with --device cpu. */
+        fprintf(stderr, "tensorc run: running a CUDA engine from the command line is not available yet; run its graph "
+                        "on the CPU with --device cpu\n");
         goto done;
     }
     if (tc_context_create(engine, &ctx) != TC_OK) {
@@ -346,7 +348,6 @@ done:
     free(tensors);
     tc_context_free(ctx);
     tc_engine_free(engine);
-    tc_graph_free(g);
 out:
     for (int k = 0; k < n_inputs; k++) free((void *)inputs[k].name);
     for (int k = 0; k < n_shapes; k++) free((void *)shapes[k].name);

@@ -9,7 +9,10 @@ static const tc_cli_command commands[] = {
     {"version", "print the version and the backends compiled in", tc_cli_version},
     {"ops", "list every op of the op table and the backends that run it", tc_cli_ops},
     {"check", "report which nodes of a .pt2 model each backend can run", tc_cli_check},
-    {"run", "run a .pt2 model on inputs from .npy files (or random ones) and write its outputs", tc_cli_run},
+    {"build", "build an engine file (.tce) from a .pt2 model", tc_cli_build},
+    {"run", "run an engine (.tce) or a .pt2 model on inputs from .npy files (or random ones)", tc_cli_run},
+    {"bench", "measure the latency and throughput of an engine or a model", tc_cli_bench},
+    {"inspect", "show an engine file's target, I/O, steps and memory", tc_cli_inspect},
 };
 
 static void usage(FILE *f) {
