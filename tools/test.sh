@@ -14,7 +14,7 @@ fi
 
 echo "== configure ($BUILD, TENSORC_CUDA=${TENSORC_CUDA:-AUTO})"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTENSORC_CUDA="${TENSORC_CUDA:-AUTO}" \
-  -DPython3_EXECUTABLE="$(command -v "$PY")"
+  -DTENSORC_PYTHON=ON -DPython3_EXECUTABLE="$(command -v "$PY")"
 echo "== build"
 cmake --build "$BUILD" -j "$(nproc)"
 
@@ -24,6 +24,7 @@ ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)"
 echo "== Python tests (pytest)"
 export TENSORC_LIB="$PWD/$BUILD/libtensorc.so"
 export TENSORC_CLI="$PWD/$BUILD/tensorc"
+export TENSORC_PYTHONPATH="$PWD/$BUILD/python"
 set +e
 "$PY" -m pytest -q -ra tests/python
 rc=$?

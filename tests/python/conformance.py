@@ -1,5 +1,6 @@
-"""Helpers for the op conformance suite: run one op through the C library on the CPU backend and
-compare with PyTorch under the tolerances of DESIGN §9."""
+"""Helpers for the op conformance suite: run one op through the C library (on the backend that
+$TENSORC_TEST_BACKEND names, the CPU by default) and compare with PyTorch under the tolerances of
+DESIGN §9."""
 import torch
 
 from tensorc_ct import Graph
@@ -25,6 +26,14 @@ def assert_matches(got, want, *, rtol=None, atol=None, msg=""):
             tol["rtol"] = rtol
         if atol is not None:
             tol["atol"] = atol
+        # Inf or NaN where the reference is finite (or the reverse) fails on its own, with where it is,
+        # before any tolerance arithmetic can hide it.
+        fin_got, fin_want = torch.isfinite(got.float()), torch.isfinite(want.float())
+        if not torch.equal(fin_got, fin_want):
+            where = (fin_got != fin_want).nonzero()
+            first = tuple(int(i) for i in where[0])
+            raise AssertionError(f"{msg}: {where.shape[0]} element(s) differ in finiteness, first at {first}: "
+                                 f"got {got[first].item()}, want {want[first].item()}")
         torch.testing.assert_close(got.float(), want.float(), equal_nan=True, msg=lambda m: f"{msg}: {m}", **tol)
     else:
         assert torch.equal(got, want), f"{msg}: {got} != {want}"

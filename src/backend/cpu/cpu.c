@@ -3,6 +3,10 @@
 #include "backend/cpu/cpu.h"
 #include "core/dtype.h"
 
+#ifdef TC_HAVE_CUDA
+#include "backend/cuda/cuda.h"
+#endif
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -32,6 +36,9 @@ tc_cpu_kernel tc_cpu_kernel_for(int op) {
 bool tc_op_supported(int op, tc_backend_kind backend) {
     if (op < 0 || op >= TC_OP_COUNT) return false;
     if (backend == TC_BACKEND_CPU) return tc_cpu_kernel_for(op) != NULL;
+#ifdef TC_HAVE_CUDA
+    if (backend == TC_BACKEND_CUDA) return tc_cuda_kernel_for(op) != NULL;
+#endif
     return false;
 }
 

@@ -1,4 +1,332 @@
-/* CUDA kernels for the conv ops: argument handling on the host; the device code is in kernels/conv.cu. */
+/* CUDA kernel for aten.convolution (1-D as 2-D with H = 1, and 2-D; strided, padded, dilated,
+ * grouped, transposed) through cuDNN's graph API: forward convolutions are cuDNN fprop with the
+ * bias fused as a pointwise add when an engine takes it, transposed ones cuDNN's data gradient.
+ * Data stays NCHW; only when cuDNN has no NCHW engine for a case are input, filter and output
+ * moved through scratch memory in NHWC. Plans are cached per node and shape. */
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/cudnn.h"
+#include "backend/cuda/kernels/conv.h"
+#include "backend/cuda/kernels/pool.h"
+#include "core/dtype.h"
 
-void tc_cuda_register_conv(tc_cuda_kernel *t) { (void)t; }
+#include <stdio.h>
+#include <string.h>
+
+enum { SLOT_WS = 0, SLOT_X = 1, SLOT_W = 2, SLOT_Y = 3 };
+enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_T = 5 };
+enum { KEY_LEN = 28 };
+
+typedef struct conv_shape {
+    tc_dtype dtype;
+    bool transposed, bias, allow_tf32;
+    int64_t N, C, H, W, K, OH, OW, KH, KW, G; /* K: output channels */
+    int64_t sh, sw, ph, pw, dh, dw;
+    /* transposed: cuDNN writes a [N, K, OH2, OW2] data gradient with post paddings qh, qw; rows
+     * and columns past OH2/OW2 (output_padding beyond what cuDNN's shape rule allows) get no
+     * contribution and are zero before the bias */
+    int64_t OH2, OW2, qh, qw;
+    unsigned align_x, align_w, align_y, align_b;
+} conv_shape;
+
+typedef struct conv_plan {
+    int64_t key[KEY_LEN];
+    tc_cudnn_graph *graph;
+    bool nhwc, fused_bias;
+} conv_plan;
+
+static void conv_plan_free(void *ptr) {
+    conv_plan *p = ptr;
+    if (!p) return;
+    tc_cudnn_graph_free(p->graph);
+    free(p);
+}
+
+static tc_status relay(const tc_cuda_call *c, tc_status s) {
+    if (s == TC_OK) return s;
+    char msg[sizeof c->err->msg];
+    snprintf(msg, sizeof msg, "%s", c->err->msg);
+    return tc_cuda_fail(c, s, "%s", msg);
+}
+
+/* The alignment promised to cuDNN, capped at 16 bytes (what its vectorized kernels want) so that
+ * any usual pointer maps to one plan and new I/O pointers need no plan during graph capture. */
+static unsigned alignment_of(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    unsigned a = 1;
+    while (a < 16 && v % (2u * a) == 0) a *= 2;
+    return a;
+}
+
+static void make_key(const conv_shape *s, int64_t *k) {
+    int64_t v[KEY_LEN] = {s->dtype, s->transposed, s->bias, s->allow_tf32, s->N,  s->C,  s->H,  s->W,  s->K,  s->OH,
+                          s->OW,    s->KH,         s->KW,   s->G,          s->sh, s->sw, s->ph, s->pw, s->dh, s->dw,
+                          s->OH2,   s->OW2,        s->qh,   s->qw,         s->align_x, s->align_w, s->align_y,
+                          s->align_b};
+    memcpy(k, v, sizeof v);
+}
+
+static uint64_t key_hash(const int64_t *k) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)k;
+    for (size_t i = 0; i < KEY_LEN * sizeof(int64_t); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Strides of a 4-D tensor with logical dims d ([N, C, H, W] or [K, C, R, S]) stored NCHW or NHWC. */
+static void strides_for(const int64_t *d, bool nhwc, int64_t *s) {
+    if (nhwc) {
+        s[1] = 1, s[3] = d[1], s[2] = d[3] * d[1], s[0] = d[2] * d[3] * d[1];
+    } else {
+        s[3] = 1, s[2] = d[3], s[1] = d[2] * d[3], s[0] = d[1] * d[2] * d[3];
+    }
+}
+
+static tc_status add_tensor(tc_cudnn_graph *g, int64_t uid, tc_dtype t, const int64_t *dims, const int64_t *strides,
+                            unsigned align, bool is_virtual, tc_error *err) {
+    tc_cudnn_tensor d = {0};
+    d.uid = uid, d.dtype = t, d.rank = 4, d.alignment = align, d.is_virtual = is_virtual;
+    memcpy(d.dims, dims, 4 * sizeof *dims);
+    memcpy(d.strides, strides, 4 * sizeof *strides);
+    return tc_cudnn_graph_tensor(g, &d, err);
+}
+
+/* One attempt: the graph for layout nhwc, with or without the fused bias, with or without the
+ * reduced-precision engines. */
+static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, bool fuse_bias, bool relaxed,
+                             int64_t max_workspace, tc_cudnn_graph **out, tc_error *err) {
+    *out = NULL;
+    tc_cudnn_graph *g;
+    TC_TRY(tc_cudnn_graph_create(&g, err));
+    /* the tensor the op reads (x, or dy for the data gradient), the filter, the one it writes */
+    int64_t in_d[4] = {s->N, s->C, s->H, s->W};
+    int64_t w_d[4] = {s->transposed ? s->C : s->K, s->transposed ? s->K / s->G : s->C / s->G, s->KH, s->KW};
+    int64_t out_d[4] = {s->N, s->K, s->transposed ? s->OH2 : s->OH, s->transposed ? s->OW2 : s->OW};
+    int64_t in_s[4], w_s[4], out_s[4];
+    strides_for(in_d, nhwc, in_s);
+    strides_for(w_d, nhwc, w_s);
+    strides_for(out_d, nhwc, out_s);
+    /* the NHWC copies live in scratch memory, which is 256-byte aligned */
+    unsigned ax = nhwc ? 16 : s->align_x, aw = nhwc ? 16 : s->align_w, ay = nhwc ? 16 : s->align_y;
+    tc_cudnn_conv_params p = {.nsp = 2,
+                              .pre_pad = {s->ph, s->pw},
+                              .post_pad = {s->transposed ? s->qh : s->ph, s->transposed ? s->qw : s->pw},
+                              .stride = {s->sh, s->sw},
+                              .dilation = {s->dh, s->dw}};
+    tc_status st = add_tensor(g, UID_X, s->dtype, in_d, in_s, ax, false, err);
+    if (st == TC_OK) st = add_tensor(g, UID_W, s->dtype, w_d, w_s, aw, false, err);
+    if (st == TC_OK) st = add_tensor(g, UID_Y, s->dtype, out_d, out_s, ay, false, err);
+    if (st == TC_OK && fuse_bias) {
+        int64_t b_d[4] = {1, s->K, 1, 1}, b_s[4];
+        strides_for(b_d, nhwc, b_s);
+        st = add_tensor(g, UID_B, s->dtype, b_d, b_s, s->align_b, false, err);
+        if (st == TC_OK) st = add_tensor(g, UID_T, TC_F32, out_d, out_s, 16, true, err);
+    }
+    if (st == TC_OK) {
+        if (s->transposed)
+            st = tc_cudnn_graph_conv(g, TC_CUDNN_CONV_DGRAD, UID_Y, UID_W, UID_X, &p, err);
+        else
+            st = tc_cudnn_graph_conv(g, TC_CUDNN_CONV_FPROP, UID_X, UID_W, fuse_bias ? UID_T : UID_Y, &p, err);
+    }
+    if (st == TC_OK && fuse_bias) st = tc_cudnn_graph_pointwise(g, CUDNN_POINTWISE_ADD, UID_T, UID_B, UID_Y, err);
+    if (st == TC_OK) {
+        tc_cudnn_plan_options o = {0};
+        o.forbid_tensor_cores = s->dtype == TC_F32 && !s->allow_tf32;
+        o.allow_down_convert = relaxed;
+        o.max_workspace = max_workspace;
+        st = tc_cudnn_graph_build(g, handle, &o, err);
+    }
+    if (st != TC_OK) {
+        tc_cudnn_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return TC_OK;
+}
+
+/* Tries NCHW before NHWC, and the fused bias before a separate bias pass; engines that compute in
+ * reduced precision only when no other engine runs the case in either layout. Any failure moves on
+ * to the next variant (engines reject patterns in several ways); the report keeps the message of
+ * the plain strict NCHW attempt, the case that should always work. */
+static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan *p) {
+    void *handle = tc_cuda_cudnn(c);
+    if (!handle) return tc_cuda_fail(c, TC_ERR_CUDA, "no cuDNN handle");
+    char first[sizeof c->err->msg] = "";
+    tc_status first_status = TC_OK;
+    int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
+    for (int relaxed = 0; relaxed < 2; relaxed++)
+        for (int layout = 0; layout < 2; layout++)
+            for (int fuse = (s->bias && !s->transposed) ? 1 : 0; fuse >= 0; fuse--) {
+                tc_status st = build_graph(s, handle, layout == 1, fuse == 1, relaxed == 1, max_ws, &p->graph,
+                                           c->err);
+                if (st == TC_OK) {
+                    p->nhwc = layout == 1;
+                    p->fused_bias = fuse == 1;
+                    return TC_OK;
+                }
+                if (st == TC_ERR_OUT_OF_MEMORY) return relay(c, st);
+                if (first_status == TC_OK && !fuse) {
+                    first_status = st;
+                    snprintf(first, sizeof first, "%s", c->err->msg);
+                }
+            }
+    return tc_cuda_fail(c, first_status, "no cuDNN engine runs this %s %s convolution in NCHW or NHWC: %s",
+                        tc_dtype_name(s->dtype), s->transposed ? "transposed" : "forward", first);
+}
+
+static void params(const tc_cuda_call *c, int argi, int nsp, int64_t *out) {
+    int64_t v[TC_MAX_RANK * 2];
+    int64_t n = tc_cuda_ints(c, argi, v, TC_MAX_RANK * 2);
+    for (int k = 0; k < nsp; k++) out[k] = n <= 0 ? 0 : v[n == 1 ? 0 : k];
+}
+
+/* The data-gradient output size and post padding of one spatial dim of a transposed conv: cuDNN
+ * wants (out + pre + post - eff) / stride + 1 == in exactly, while PyTorch's output_padding may add
+ * up to max(stride, dilation) - 1 more. Rows past out2 receive nothing from any input. */
+static bool dgrad_dim(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d, int64_t *out2,
+                      int64_t *post) {
+    int64_t base = (in - 1) * s - 2 * p + d * (k - 1) + 1;
+    int64_t opad = out - base;
+    if (opad < 0) return false;
+    int64_t e = opad < p ? opad : p;
+    *out2 = base + e;
+    *post = e <= s - 1 ? p : p - e;
+    return *out2 >= 1;
+}
+
+static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv_plan *p, const tc_cuda_tensor *x,
+                          const tc_cuda_tensor *w, const tc_cuda_tensor *b, tc_cuda_tensor *y) {
+    size_t es = tc_dtype_size(s->dtype);
+    bool cropped = s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW);
+    int64_t out_sp = s->transposed ? s->OH2 * s->OW2 : s->OH * s->OW;
+    int64_t core = s->N * s->K * out_sp; /* elements cuDNN writes */
+    void *xp = x->data, *wp = w->data, *yp = y->data;
+    if (p->nhwc) {
+        size_t xbytes = (size_t)x->numel * es, cbytes = cropped ? (size_t)core * es : 0;
+        xp = tc_cuda_scratch(c, SLOT_X, xbytes > cbytes ? xbytes : cbytes);
+        wp = tc_cuda_scratch(c, SLOT_W, (size_t)w->numel * es);
+        if (!xp || !wp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the NHWC copies");
+        TC_TRY(relay(c, tc_cuda_transpose_batched(x->data, xp, s->N, s->C, s->H * s->W, es, c->stream, c->err)));
+        TC_TRY(relay(c, tc_cuda_transpose_batched(w->data, wp, w->dims[0], w->dims[1], s->KH * s->KW, es, c->stream,
+                                                  c->err)));
+    }
+    if (p->nhwc || cropped) {
+        yp = tc_cuda_scratch(c, SLOT_Y, (size_t)core * es);
+        if (!yp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the convolution output");
+    }
+    int64_t wsb = tc_cudnn_graph_workspace(p->graph);
+    void *ws = NULL;
+    if (wsb > 0) {
+        ws = tc_cuda_scratch(c, SLOT_WS, (size_t)wsb);
+        if (!ws)
+            return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %lld bytes of scratch memory for the cuDNN workspace",
+                                (long long)wsb);
+    }
+    int64_t uids[4] = {UID_X, UID_W, UID_Y, UID_B};
+    void *ptrs[4] = {xp, wp, yp, p->fused_bias ? b->data : NULL};
+    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), p->fused_bias ? 4 : 3, uids, ptrs, ws, c->err);
+    if (st != TC_OK) {
+        char msg[sizeof c->err->msg];
+        snprintf(msg, sizeof msg, "%s", c->err->msg);
+        return tc_cuda_fail(c, st, "%s (%s)", msg, tc_cudnn_graph_engine(p->graph));
+    }
+    if (p->nhwc) {
+        void *dst = cropped ? xp : y->data;
+        TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, out_sp, s->K, es, c->stream, c->err)));
+        yp = dst;
+    }
+    if (cropped) {
+        tc_cuda_pad_args a = {.rank = 4, .in_dims = {s->N, s->K, s->OH2, s->OW2}, .out_dims = {s->N, s->K, s->OH, s->OW}};
+        TC_TRY(relay(c, tc_cuda_constant_pad(&a, yp, y->data, es, c->stream, c->err)));
+    }
+    if (b && !p->fused_bias)
+        TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->N, s->K, s->OH * s->OW, true,
+                                                  c->stream, c->err)));
+    return TC_OK;
+}
+
+static tc_status cuda_convolution(const tc_cuda_call *c) {
+    const tc_cuda_tensor *x = tc_cuda_in(c, 0), *w = tc_cuda_in(c, 1), *b = tc_cuda_in(c, 2);
+    tc_cuda_tensor *y = c->out[0];
+    int nsp = w->rank - 2;
+    if (nsp != 1 && nsp != 2)
+        return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "%d-D convolution is not supported on cuda", nsp);
+    if (x->dtype == TC_F64) return tc_cuda_fail(c, TC_ERR_DTYPE, "f64 convolution is not supported on cuda");
+    if (x->dtype != TC_F32 && x->dtype != TC_F16 && x->dtype != TC_BF16)
+        return tc_cuda_fail(c, TC_ERR_DTYPE, "%s convolution is not supported on cuda", tc_dtype_name(x->dtype));
+    if (x->rank != w->rank || y->rank != w->rank || w->dtype != x->dtype || y->dtype != x->dtype ||
+        (b && b->dtype != x->dtype))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "input, weight and output ranks or dtypes disagree at run time");
+    conv_shape s = {0};
+    s.dtype = x->dtype;
+    s.transposed = tc_node_bool(c->node, 6);
+    s.bias = b != NULL;
+    s.allow_tf32 = tc_cuda_allow_tf32(c);
+    int64_t stride[2], pad[2], dil[2];
+    params(c, 3, nsp, stride);
+    params(c, 4, nsp, pad);
+    params(c, 5, nsp, dil);
+    s.N = x->dims[0], s.C = x->dims[1], s.K = y->dims[1];
+    s.G = tc_cuda_int(c, 8);
+    if (nsp == 2) {
+        s.H = x->dims[2], s.W = x->dims[3], s.OH = y->dims[2], s.OW = y->dims[3], s.KH = w->dims[2], s.KW = w->dims[3];
+        s.sh = stride[0], s.sw = stride[1], s.ph = pad[0], s.pw = pad[1], s.dh = dil[0], s.dw = dil[1];
+    } else {
+        s.H = 1, s.W = x->dims[2], s.OH = 1, s.OW = y->dims[2], s.KH = 1, s.KW = w->dims[2];
+        s.sh = 1, s.sw = stride[0], s.ph = 0, s.pw = pad[0], s.dh = 1, s.dw = dil[0];
+    }
+    if (s.G < 1 || s.C % s.G || s.K % s.G)
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "groups %lld do not divide %lld input and %lld output channels",
+                            (long long)s.G, (long long)s.C, (long long)s.K);
+    int64_t cin_w = s.transposed ? w->dims[0] : w->dims[1] * s.G;
+    if (s.C != cin_w)
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "input has %lld channels at run time, the weight expects %lld",
+                            (long long)s.C, (long long)cin_w);
+    if (b && (b->rank != 1 || b->dims[0] != s.K))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "bias has %lld elements at run time for %lld output channels",
+                            (long long)b->numel, (long long)s.K);
+    if (s.sh < 1 || s.sw < 1 || s.dh < 1 || s.dw < 1 || s.ph < 0 || s.pw < 0)
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "stride and dilation must be positive and padding non-negative");
+    int64_t effh = s.dh * (s.KH - 1) + 1, effw = s.dw * (s.KW - 1) + 1;
+    if (!s.transposed && (s.H + 2 * s.ph < effh || s.W + 2 * s.pw < effw))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "input of size %lldx%lld (padded %lldx%lld) is smaller than the kernel",
+                            (long long)s.H, (long long)s.W, (long long)(s.H + 2 * s.ph), (long long)(s.W + 2 * s.pw));
+    if (y->numel == 0) return TC_OK;
+    if (x->numel == 0 || w->numel == 0) /* an empty sum: only the bias is left */
+        return relay(c, tc_cuda_conv_channel_bias(y->data, b ? b->data : NULL, s.dtype, s.N, s.K, s.OH * s.OW, false,
+                                                  c->stream, c->err));
+    if (!s.transposed) {
+        if (s.OH != (s.H + 2 * s.ph - effh) / s.sh + 1 || s.OW != (s.W + 2 * s.pw - effw) / s.sw + 1)
+            return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
+                                (long long)s.OH, (long long)s.OW, (long long)s.H, (long long)s.W);
+    } else if (!dgrad_dim(s.H, s.OH, s.KH, s.sh, s.ph, s.dh, &s.OH2, &s.qh) ||
+               !dgrad_dim(s.W, s.OW, s.KW, s.sw, s.pw, s.dw, &s.OW2, &s.qw)) {
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
+                            (long long)s.OH, (long long)s.OW, (long long)s.H, (long long)s.W);
+    }
+    s.align_x = alignment_of(x->data), s.align_w = alignment_of(w->data), s.align_y = alignment_of(y->data);
+    s.align_b = b ? alignment_of(b->data) : 0;
+
+    int64_t key[KEY_LEN];
+    make_key(&s, key);
+    void **slot = tc_cuda_node_cache(c, key_hash(key) ^ 0x636f6e76ull /* "conv" */, conv_plan_free);
+    if (!slot) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for the convolution plan cache");
+    conv_plan *p = *slot;
+    if (p && memcmp(p->key, key, sizeof key) != 0) {
+        conv_plan_free(p);
+        *slot = p = NULL;
+    }
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for a convolution plan");
+        memcpy(p->key, key, sizeof key);
+        tc_status st = make_plan(c, &s, p);
+        if (st != TC_OK) {
+            conv_plan_free(p);
+            return st;
+        }
+        *slot = p;
+    }
+    return run_plan(c, &s, p, x, w, b, y);
+}
+
+void tc_cuda_register_conv(tc_cuda_kernel *t) { t[TC_OP_CONVOLUTION] = cuda_convolution; }

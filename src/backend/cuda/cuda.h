@@ -86,4 +86,38 @@ tc_status tc_cuda_exec_run(tc_cuda_exec *x, const tc_tensor *inputs, const tc_te
 tc_status tc_cuda_exec_sync(tc_cuda_exec *x, void *stream, tc_error *err);
 void tc_cuda_exec_output(const tc_cuda_exec *x, int i, tc_tensor *out);
 
+/* ---- Additions for kernels and tests (appended; the declarations above are unchanged). ---- */
+
+/* The engine's GPU (name, compute capability, SM count, shared memory limits) for launch sizing. */
+const tc_cuda_device_props *tc_cuda_device_props_of(const tc_cuda_call *c);
+/* The most library workspace (cuBLASLt, cuDNN) a kernel should ask tc_cuda_scratch for:
+ * tc_build_options.workspace_bytes, or TC_CUDA_DEFAULT_WORKSPACE when that is 0. */
+#define TC_CUDA_DEFAULT_WORKSPACE ((size_t)64 << 20)
+size_t tc_cuda_workspace_limit(const tc_cuda_call *c);
+/* True while the executor records the kernel calls into a CUDA graph (its own capture, or a
+ * capture of the caller's stream that this run joined): plans must already exist then, and
+ * nothing may be allocated, freed or synchronized. */
+bool tc_cuda_capturing(const tc_cuda_call *c);
+
+/* What an execution context has done so far, for tests and `tensorc bench`. */
+typedef struct tc_cuda_exec_stats {
+    uint64_t runs;              /* tc_cuda_exec_run calls that got as far as launching work */
+    uint64_t eager_runs;        /* runs that launched kernel by kernel (warm-ups, graphs off) */
+    uint64_t warmups;           /* first runs of a new shape set */
+    uint64_t shape_set_hits;    /* runs whose input shapes were already planned */
+    uint64_t captures;          /* CUDA graph captures */
+    uint64_t instantiations;    /* cudaGraphInstantiate calls */
+    uint64_t updates;           /* captures applied to an existing executable graph */
+    uint64_t graph_launches;    /* runs that replayed a captured graph */
+    uint64_t reallocations;     /* device buffers (arena, scratch, outputs) grown; each drops the graphs */
+    int shape_sets;             /* shape sets cached now (at most TC_CUDA_MAX_SHAPE_SETS) */
+    size_t arena_bytes, scratch_bytes, output_bytes, weight_bytes; /* device memory held */
+    bool graphs_enabled;        /* false when TENSORC_CUDA_GRAPHS=0 or TENSORC_CUDA_SYNC=1 */
+} tc_cuda_exec_stats;
+#define TC_CUDA_MAX_SHAPE_SETS 8
+#define TC_CUDA_GRAPHS_PER_SHAPE_SET 4
+void tc_cuda_exec_get_stats(const tc_cuda_exec *x, tc_cuda_exec_stats *out);
+/* The engine's device ordinal. */
+int tc_cuda_engine_device(const tc_cuda_engine *e);
+
 #endif

@@ -1,4 +1,227 @@
-/* CUDA kernels for the index ops: argument handling on the host; the device code is in kernels/index.cu. */
+/* CUDA kernels for the index ops: argument handling on the host; the device code is in
+ * kernels/index.cu. Layouts and values follow backend/cpu/index.c. The CPU checks every index
+ * before copying and fails the run; the GPU cannot read indices without a sync, so its kernels
+ * check each one in place, never read out of bounds, and write zeros for a bad one. */
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/kernels/index.h"
+#include "core/dtype.h"
 
-void tc_cuda_register_index(tc_cuda_kernel *t) { (void)t; }
+#include <string.h>
+
+static size_t esize_of(const tc_cuda_tensor *t) { return tc_dtype_size(t->dtype); }
+
+/* Puts the node and op in front of a launcher's message. */
+static tc_status relabel(const tc_cuda_call *c, tc_status s) {
+    if (s == TC_OK) return TC_OK;
+    char msg[sizeof c->err->msg];
+    snprintf(msg, sizeof msg, "%s", c->err ? c->err->msg : "launch failed");
+    return tc_cuda_fail(c, s, "%s", msg);
+}
+
+static void strides_of(const tc_cuda_tensor *t, int64_t *st) {
+    int64_t s = 1;
+    for (int i = t->rank - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= t->dims[i];
+    }
+}
+
+static tc_status check_index_dtype(const tc_cuda_call *c, const tc_cuda_tensor *t) {
+    if (t->dtype == TC_I32 || t->dtype == TC_I64) return TC_OK;
+    return tc_cuda_fail(c, TC_ERR_DTYPE, "indices must be int64 or int32, got %s", tc_dtype_name(t->dtype));
+}
+
+static tc_status cuda_embedding(const tc_cuda_call *c) {
+    const tc_cuda_tensor *w = tc_cuda_in(c, 0), *ix = tc_cuda_in(c, 1);
+    tc_cuda_tensor *y = c->out[0];
+    TC_TRY(check_index_dtype(c, ix));
+    if (w->rank != 2) return tc_cuda_fail(c, TC_ERR_SHAPE, "weight must be 2-D, got rank %d", w->rank);
+    if (y->numel != ix->numel * w->dims[1])
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "output has %lld elements, expected %lld", (long long)y->numel,
+                            (long long)(ix->numel * w->dims[1]));
+    return relabel(c, tc_cuda_index_rows(w->data, y->data, (size_t)w->dims[1] * esize_of(w), ix->data, ix->dtype,
+                                         ix->numel, 1, w->dims[0], NULL, c->stream, c->err));
+}
+
+static tc_status cuda_index_select(const tc_cuda_call *c) {
+    const tc_cuda_tensor *x = tc_cuda_in(c, 0), *ix = tc_cuda_in(c, 2);
+    tc_cuda_tensor *y = c->out[0];
+    TC_TRY(check_index_dtype(c, ix));
+    int d = (int)tc_cuda_int(c, 1);
+    d = x->rank == 0 ? 0 : d < 0 ? d + x->rank : d;
+    if (x->rank > 0 && (d < 0 || d >= x->rank))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "dim %d is out of range for rank %d", d, x->rank);
+    int64_t outer = 1, inner = 1, D = x->rank ? x->dims[d] : 1;
+    for (int i = 0; i < d; i++) outer *= x->dims[i];
+    for (int i = d + 1; i < x->rank; i++) inner *= x->dims[i];
+    if (y->numel != outer * ix->numel * inner)
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "output has %lld elements, expected %lld", (long long)y->numel,
+                            (long long)(outer * ix->numel * inner));
+    return relabel(c, tc_cuda_index_rows(x->data, y->data, (size_t)inner * esize_of(x), ix->data, ix->dtype,
+                                         ix->numel, outer, D, NULL, c->stream, c->err));
+}
+
+static tc_status cuda_gather(const tc_cuda_call *c) {
+    const tc_cuda_tensor *x = tc_cuda_in(c, 0), *ix = tc_cuda_in(c, 2);
+    tc_cuda_tensor *y = c->out[0];
+    TC_TRY(check_index_dtype(c, ix));
+    int d = (int)tc_cuda_int(c, 1);
+    d = x->rank == 0 ? 0 : d < 0 ? d + x->rank : d;
+    if (x->rank > 0 && (d < 0 || d >= x->rank))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "dim %d is out of range for rank %d", d, x->rank);
+    for (int k = 0; k < ix->rank && k < x->rank; k++)
+        if (k != d && ix->dims[k] > x->dims[k])
+            return tc_cuda_fail(c, TC_ERR_SHAPE, "index has size %lld at dim %d, larger than the input's %lld",
+                                (long long)ix->dims[k], k, (long long)x->dims[k]);
+    if (y->numel != ix->numel || (x->rank > 0 && (y->rank != x->rank || ix->rank != x->rank)))
+        return tc_cuda_fail(c, TC_ERR_SHAPE, "index and output shapes disagree with the input rank %d", x->rank);
+    tc_cuda_gather_args a;
+    memset(&a, 0, sizeof a);
+    a.rank = x->rank == 0 ? 0 : y->rank; /* a single element: offset 0 */
+    a.dim = d;
+    a.size_d = x->rank ? x->dims[d] : 1;
+    a.numel = y->numel;
+    memcpy(a.ydims, y->dims, sizeof a.ydims);
+    strides_of(x, a.xstrides);
+    return relabel(c, tc_cuda_gather_dim(x->data, y->data, esize_of(x), ix->data, ix->dtype, &a, NULL, c->stream,
+                                         c->err));
+}
+
+static tc_status cuda_index_tensor(const tc_cuda_call *c) {
+    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
+    tc_cuda_tensor *y = c->out[0];
+    int64_t n = c->node->args[1].a.count;
+    tc_cuda_index_args j;
+    memset(&j, 0, sizeof j);
+    int64_t xs[TC_MAX_RANK];
+    strides_of(x, xs);
+    memcpy(j.xs, xs, sizeof j.xs);
+    int64_t bdims[TC_MAX_RANK];
+    const tc_cuda_tensor *its[TC_MAX_RANK];
+    int first = -1, last = -1;
+    if (n > x->rank) return tc_cuda_fail(c, TC_ERR_SHAPE, "%lld indices for a rank-%d input", (long long)n, x->rank);
+    for (int64_t i = 0; i < n; i++) {
+        const tc_cuda_tensor *t = tc_cuda_in_list(c, 1, i);
+        if (!t) continue;
+        TC_TRY(check_index_dtype(c, t));
+        if (first < 0) first = (int)i;
+        last = (int)i;
+        /* broadcast the runtime index shapes */
+        int r = t->rank > j.brank ? t->rank : j.brank;
+        int64_t nb[TC_MAX_RANK];
+        for (int k = 0; k < r; k++) {
+            int ka = k - (r - j.brank), kb = k - (r - t->rank);
+            int64_t da = ka >= 0 ? bdims[ka] : 1, db = kb >= 0 ? t->dims[kb] : 1;
+            if (j.n_idx > 0 && da != db && da != 1 && db != 1)
+                return tc_cuda_fail(c, TC_ERR_SHAPE, "index tensors cannot be broadcast together (%lld vs %lld)",
+                                    (long long)da, (long long)db);
+            nb[k] = j.n_idx == 0 ? db : (da == 1 ? db : da);
+        }
+        memcpy(bdims, nb, sizeof(int64_t) * (size_t)r);
+        j.brank = r;
+        its[j.n_idx] = t;
+        j.idx_dim[j.n_idx++] = (int)i;
+    }
+    if (j.n_idx == 0) return tc_cuda_fail(c, TC_ERR_SHAPE, "no index tensor given");
+    for (int t = 0; t < j.n_idx; t++) {
+        const tc_cuda_tensor *it = its[t];
+        j.idx[t] = it->data;
+        j.idx_t[t] = it->dtype;
+        j.idx_size[t] = x->dims[j.idx_dim[t]];
+        int64_t st[TC_MAX_RANK];
+        strides_of(it, st);
+        for (int m = 0; m < j.brank; m++) {
+            int k = m - (j.brank - it->rank);
+            j.istr[t][m] = k >= 0 && it->dims[k] != 1 ? st[k] : 0;
+        }
+    }
+    bool adjacent = last - first + 1 == j.n_idx;
+    if (adjacent) {
+        for (int i = 0; i < first; i++) j.rowsrc[j.n_rowdims] = i, j.rowdims[j.n_rowdims++] = x->dims[i];
+        for (int m = 0; m < j.brank; m++) j.rowsrc[j.n_rowdims] = -1 - m, j.rowdims[j.n_rowdims++] = bdims[m];
+    } else {
+        for (int m = 0; m < j.brank; m++) j.rowsrc[j.n_rowdims] = -1 - m, j.rowdims[j.n_rowdims++] = bdims[m];
+        for (int i = 0; i < last; i++) {
+            bool indexed = i < n && tc_cuda_in_list(c, 1, i);
+            if (!indexed) {
+                if (j.n_rowdims >= TC_MAX_RANK) return tc_cuda_fail(c, TC_ERR_SHAPE, "the output rank is too large");
+                j.rowsrc[j.n_rowdims] = i, j.rowdims[j.n_rowdims++] = x->dims[i];
+            }
+        }
+    }
+    int64_t inner = 1;
+    for (int i = last + 1; i < x->rank; i++) inner *= x->dims[i];
+    int n_trail = x->rank - last - 1;
+    bool ok = j.n_rowdims + n_trail == y->rank;
+    for (int k = 0; ok && k < j.n_rowdims; k++) ok = j.rowdims[k] == y->dims[k];
+    if (!ok) return tc_cuda_fail(c, TC_ERR_SHAPE, "the index shapes do not give the output shape inferred at build time");
+    j.inner_bytes = (size_t)inner * esize_of(x);
+    j.rows = inner ? y->numel / inner : 0;
+    if (y->numel == 0) return TC_OK;
+    /* a zero-size row dim gives no rows; the kernel rejects size-0 dims it would divide by */
+    for (int k = 0; k < j.n_rowdims; k++)
+        if (j.rowdims[k] == 0) return TC_OK;
+    return relabel(c, tc_cuda_index_tensor(x->data, y->data, esize_of(x), &j, NULL, c->stream, c->err));
+}
+
+/* --- creation -------------------------------------------------------------------------------- */
+
+static void scalar_to_elem(const tc_arg *s, tc_dtype dt, void *elem) {
+    if (s->kind == TC_ARG_FLOAT) tc_store_f64(elem, dt, 0, s->u.f);
+    else tc_store_i64(elem, dt, 0, s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : s->u.i);
+}
+
+static tc_status cuda_fill(const tc_cuda_call *c) {
+    tc_cuda_tensor *y = c->out[0];
+    int pos = c->node->op == TC_OP_SCALAR_TENSOR ? 0 : 1;
+    uint64_t elem[2] = {0, 0};
+    /* empty_permuted gives zeros, as the CPU does: deterministic, and a memset */
+    if (c->node->op != TC_OP_EMPTY_PERMUTED) scalar_to_elem(tc_node_arg_at(c->node, pos), y->dtype, elem);
+    return relabel(c, tc_cuda_fill(y->data, esize_of(y), elem, y->numel, c->stream, c->err));
+}
+
+/* A Scalar argument of arange, with symbolic ints evaluated for this run. */
+static double arange_arg(const tc_cuda_call *c, int pos, double dflt, bool *is_int, int64_t *iv) {
+    if (pos < 0) {
+        *iv = (int64_t)dflt, *is_int = true;
+        return dflt;
+    }
+    const tc_arg *s = tc_node_arg_at(c->node, pos);
+    if (s->kind == TC_ARG_FLOAT) {
+        *is_int = false;
+        *iv = 0;
+        return s->u.f;
+    }
+    *is_int = true;
+    *iv = s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : tc_cuda_int(c, pos);
+    return (double)*iv;
+}
+
+static tc_status cuda_arange(const tc_cuda_call *c) {
+    tc_cuda_tensor *y = c->out[0];
+    int op = c->node->op;
+    int ps = op == TC_OP_ARANGE ? -1 : 0, pst = op == TC_OP_ARANGE_START_STEP ? 2 : -1;
+    bool s_int, st_int;
+    int64_t s_i, st_i;
+    double s = arange_arg(c, ps, 0, &s_int, &s_i), st = arange_arg(c, pst, 1, &st_int, &st_i);
+    if (!tc_dtype_is_int(y->dtype) && y->dtype != TC_F16 && y->dtype != TC_BF16 && y->dtype != TC_F32 &&
+        y->dtype != TC_F64)
+        return tc_cuda_fail(c, TC_ERR_DTYPE, "arange does not produce %s tensors", tc_dtype_name(y->dtype));
+    /* integer results accumulate in int64 from truncated arguments */
+    int64_t a = s_int ? s_i : (int64_t)s, b = st_int ? st_i : (int64_t)st;
+    return relabel(c, tc_cuda_arange(y->data, y->dtype, y->numel, s, st, a, b, c->stream, c->err));
+}
+
+void tc_cuda_register_index(tc_cuda_kernel *t) {
+    t[TC_OP_EMBEDDING] = cuda_embedding;
+    t[TC_OP_INDEX_SELECT] = cuda_index_select;
+    t[TC_OP_GATHER] = cuda_gather;
+    t[TC_OP_INDEX_TENSOR] = cuda_index_tensor;
+    t[TC_OP_FULL] = cuda_fill;
+    t[TC_OP_FULL_LIKE] = cuda_fill;
+    t[TC_OP_EMPTY_PERMUTED] = cuda_fill;
+    t[TC_OP_SCALAR_TENSOR] = cuda_fill;
+    t[TC_OP_ARANGE] = cuda_arange;
+    t[TC_OP_ARANGE_START] = cuda_arange;
+    t[TC_OP_ARANGE_START_STEP] = cuda_arange;
+}

@@ -1,0 +1,286 @@
+/* Row-major batched GEMM through cuBLASLt. cuBLASLt is column-major, and a row-major matrix is
+ * its transpose in column-major order, so D = op(A) op(B) runs as D^T = op(B)^T op(A)^T: the
+ * operands swap places and keep their own transpose flags. Plans are cached per node and shape. */
+#include "backend/cuda/cublaslt.h"
+#include "backend/cuda/kernels/matmul.h"
+#include "core/dtype.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <string.h>
+
+/* Everything a plan depends on, as one array: compared on a cache hit so that a hash collision
+ * rebuilds instead of running the wrong plan. */
+enum { KEY_LEN = 22 };
+
+struct tc_gemm_plan {
+    int64_t key[KEY_LEN];
+    tc_gemm_desc d;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, ld; /* cuBLASLt's A (our B), B (our A), C = D */
+    cublasLtMatmulAlgo_t algo;
+    size_t workspace_bytes;
+    bool epilogue_bias;
+};
+
+static tc_status lt_fail(cublasStatus_t s, const char *what, tc_error *err) {
+    tc_status code = s == CUBLAS_STATUS_NOT_SUPPORTED ? TC_ERR_UNSUPPORTED
+                     : s == CUBLAS_STATUS_ALLOC_FAILED ? TC_ERR_OUT_OF_MEMORY
+                                                       : TC_ERR_CUDA;
+    return tc_errorf(err, code, "cuBLASLt %s failed: %s (%s)", what, cublasLtGetStatusName(s),
+                     cublasLtGetStatusString(s));
+}
+
+#define LT_TRY(call, what)                                      \
+    do {                                                        \
+        cublasStatus_t lt_s_ = (call);                          \
+        if (lt_s_ != CUBLAS_STATUS_SUCCESS) {                   \
+            tc_status st_ = lt_fail(lt_s_, what, err);          \
+            tc_gemm_plan_free(p);                               \
+            return st_;                                         \
+        }                                                       \
+    } while (0)
+
+unsigned tc_gemm_alignment(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    unsigned a = 1;
+    while (a < 16 && v % (2u * a) == 0) a *= 2;
+    return a;
+}
+
+static bool lt_types(tc_dtype t, bool tf32, cudaDataType_t *data, cublasComputeType_t *comp, cudaDataType_t *scale) {
+    switch (t) {
+    case TC_F32: *data = CUDA_R_32F, *comp = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; break;
+    case TC_F16: *data = CUDA_R_16F, *comp = CUBLAS_COMPUTE_32F; break;
+    case TC_BF16: *data = CUDA_R_16BF, *comp = CUBLAS_COMPUTE_32F; break;
+    case TC_F64: *data = CUDA_R_64F, *comp = CUBLAS_COMPUTE_64F, *scale = CUDA_R_64F; return true;
+    default: return false;
+    }
+    *scale = CUDA_R_32F;
+    return true;
+}
+
+/* Fills in packed leading dims and checks the descriptor; *out is d with lda/ldb/ldd set. */
+static tc_status normalize(const tc_gemm_desc *d, tc_gemm_desc *out, tc_error *err) {
+    *out = *d;
+    if (d->batch < 0 || d->M < 0 || d->N < 0 || d->K < 0)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: negative size (batch %lld, M %lld, N %lld, K %lld)",
+                         (long long)d->batch, (long long)d->M, (long long)d->N, (long long)d->K);
+    int64_t arow = d->trans_a ? d->M : d->K, brow = d->trans_b ? d->K : d->N;
+    if (!out->lda) out->lda = arow;
+    if (!out->ldb) out->ldb = brow;
+    if (!out->ldd) out->ldd = d->N;
+    if (out->lda < arow || out->ldb < brow || out->ldd < d->N)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                         "gemm: leading dimensions (%lld, %lld, %lld) are shorter than the rows (%lld, %lld, %lld)",
+                         (long long)out->lda, (long long)out->ldb, (long long)out->ldd, (long long)arow,
+                         (long long)brow, (long long)d->N);
+    if (d->batch > INT32_MAX)
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "gemm: batch %lld is larger than cuBLASLt allows",
+                         (long long)d->batch);
+    if (d->batch > 1 && d->stride_d < (d->M - 1) * out->ldd + d->N)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: output batch stride %lld makes batches overlap",
+                         (long long)d->stride_d);
+    if (d->stride_a < 0 || d->stride_b < 0 || d->bias_stride < 0)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: negative batch stride");
+    return TC_OK;
+}
+
+static void make_key(const tc_gemm_desc *d, unsigned aa, unsigned ab, unsigned ad, unsigned abias, size_t ws,
+                     int64_t *k) {
+    int64_t alpha, beta;
+    memcpy(&alpha, &d->alpha, 8);
+    memcpy(&beta, &d->beta, 8);
+    int64_t v[KEY_LEN] = {d->dtype,     d->batch,    d->M,        d->N,      d->K,
+                          d->trans_a,   d->trans_b,  d->lda,      d->ldb,    d->ldd,
+                          d->stride_a,  d->stride_b, d->stride_d, alpha,     beta,
+                          d->bias,      d->bias_stride, d->allow_tf32, aa,   ab,
+                          ad,           (int64_t)abias ^ ((int64_t)ws << 16)};
+    memcpy(k, v, sizeof v);
+}
+
+static uint64_t key_hash(const int64_t *k) {
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *b = (const unsigned char *)k;
+    for (size_t i = 0; i < KEY_LEN * sizeof(int64_t); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static cublasStatus_t set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+    int32_t n = (int32_t)batch;
+    cublasStatus_t s = cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &n, sizeof n);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    return cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride);
+}
+
+void tc_gemm_plan_free(void *ptr) {
+    tc_gemm_plan *p = ptr;
+    if (!p) return;
+    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->ld) cublasLtMatrixLayoutDestroy(p->ld);
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    free(p);
+}
+
+tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *desc, unsigned align_a, unsigned align_b,
+                              unsigned align_d, unsigned align_bias, size_t workspace_bytes, tc_gemm_plan **out,
+                              tc_error *err) {
+    *out = NULL;
+    tc_gemm_plan *p = NULL;
+    tc_gemm_desc d;
+    TC_TRY(normalize(desc, &d, err));
+    if (d.batch == 0 || d.M == 0 || d.N == 0 || d.K == 0)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                         "gemm: a plan needs batch, M, N and K > 0 (got %lld, %lld, %lld, %lld)", (long long)d.batch,
+                         (long long)d.M, (long long)d.N, (long long)d.K);
+    cudaDataType_t data, scale;
+    cublasComputeType_t comp;
+    if (!lt_types(d.dtype, d.allow_tf32, &data, &comp, &scale))
+        return tc_errorf(err, TC_ERR_DTYPE, "gemm: dtype %s is not supported (f32, f16, bf16, f64)",
+                         tc_dtype_name(d.dtype));
+    if (!lt) return tc_errorf(err, TC_ERR_CUDA, "gemm: no cuBLASLt handle");
+    p = calloc(1, sizeof *p);
+    if (!p) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "gemm: out of memory");
+    make_key(&d, align_a, align_b, align_d, align_bias, workspace_bytes, p->key);
+    p->d = d;
+    p->workspace_bytes = workspace_bytes;
+    p->epilogue_bias = d.bias && d.dtype != TC_F64;
+
+    LT_TRY(cublasLtMatmulDescCreate(&p->op, comp, scale), "matmul descriptor creation");
+    int32_t opa = d.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "TRANSA");
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "TRANSB");
+    if (p->epilogue_bias) {
+        uint32_t epi = CUBLASLT_EPILOGUE_BIAS;
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "EPILOGUE");
+        /* The heuristic reads the bias pointer's alignment only; a stand-in with the promised
+         * alignment lets it choose before the real pointer is known. */
+        const void *fake = (const void *)(uintptr_t)(align_bias ? align_bias : 16);
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &fake, sizeof fake),
+               "BIAS_POINTER");
+        if (d.batch > 1) {
+            int64_t bs = d.bias_stride;
+            LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bs, sizeof bs),
+                   "BIAS_BATCH_STRIDE");
+        }
+    }
+    /* cuBLASLt's A is our B seen column-major: [N, K] (ld ldb) when B is stored [K, N] row-major. */
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->la, data, d.trans_b ? (uint64_t)d.K : (uint64_t)d.N,
+                                      d.trans_b ? (uint64_t)d.N : (uint64_t)d.K, d.ldb),
+           "layout of B");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, data, d.trans_a ? (uint64_t)d.M : (uint64_t)d.K,
+                                      d.trans_a ? (uint64_t)d.K : (uint64_t)d.M, d.lda),
+           "layout of A");
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->ld, data, (uint64_t)d.N, (uint64_t)d.M, d.ldd), "layout of D");
+    if (d.batch > 1) {
+        LT_TRY(set_batch(p->la, d.batch, d.stride_b), "batch of B");
+        LT_TRY(set_batch(p->lb, d.batch, d.stride_a), "batch of A");
+        LT_TRY(set_batch(p->ld, d.batch, d.stride_d), "batch of D");
+    }
+
+    cublasLtMatmulPreference_t pref = NULL;
+    LT_TRY(cublasLtMatmulPreferenceCreate(&pref), "preference creation");
+    uint64_t ws = workspace_bytes;
+    uint32_t al[4] = {align_b, align_a, align_d, align_d};
+    cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                            sizeof ws);
+    for (int i = 0; i < 4 && s == CUBLAS_STATUS_SUCCESS; i++)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al[i], sizeof al[i]);
+    cublasLtMatmulHeuristicResult_t res[8];
+    int got = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic((cublasLtHandle_t)lt, p->op, p->la, p->lb, p->ld, p->ld, pref, 8, res,
+                                           &got);
+    cublasLtMatmulPreferenceDestroy(pref);
+    LT_TRY(s, "heuristic query");
+    int pick = -1;
+    for (int i = 0; i < got && pick < 0; i++)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= workspace_bytes) pick = i;
+    if (pick < 0) {
+        tc_gemm_plan_free(p);
+        return tc_errorf(err, TC_ERR_UNSUPPORTED,
+                         "cuBLASLt has no algorithm for %s gemm batch %lld, M %lld, N %lld, K %lld (trans %d%d, "
+                         "alignments %u/%u/%u bytes)",
+                         tc_dtype_name(d.dtype), (long long)d.batch, (long long)d.M, (long long)d.N, (long long)d.K,
+                         d.trans_a, d.trans_b, align_a, align_b, align_d);
+    }
+    p->algo = res[pick].algo;
+    *out = p;
+    return TC_OK;
+}
+
+tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
+                           void *workspace, void *stream, tc_error *err) {
+    if (!p || !lt || !A || !B || !D || (p->d.bias && !bias) || (p->workspace_bytes && !workspace))
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: NULL plan, handle or buffer");
+    const tc_gemm_desc *d = &p->d;
+    if (p->epilogue_bias) {
+        cublasStatus_t s =
+            cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(s, "setting the bias pointer", err);
+    }
+    float af = (float)d->alpha, bf = (float)d->beta;
+    const void *alpha = &af, *beta = &bf;
+    if (d->dtype == TC_F64) alpha = &d->alpha, beta = &d->beta;
+    /* Operands swap: cuBLASLt's A is our B. C aliases D (same layout), which cuBLASLt allows. */
+    cublasStatus_t s = cublasLtMatmul((cublasLtHandle_t)lt, p->op, alpha, B, p->la, A, p->lb, beta, D, p->ld, D,
+                                      p->ld, &p->algo, workspace, p->workspace_bytes, (cudaStream_t)stream);
+    if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(s, "matmul", err);
+    if (d->bias && !p->epilogue_bias) {
+        if (d->ldd != d->N || (d->batch > 1 && (d->stride_d != d->M * d->N || d->bias_stride != 0)))
+            return tc_errorf(err, TC_ERR_UNSUPPORTED, "gemm: a %s bias needs a packed output and one bias vector",
+                             tc_dtype_name(d->dtype));
+        TC_TRY(tc_cuda_rows_scale_bias(D, bias, d->dtype, d->batch * d->M, d->N, 1.0, stream, err));
+    }
+    return TC_OK;
+}
+
+/* Moves the message of a helper's failure into one that names the node. */
+static tc_status relay(const tc_cuda_call *c, tc_status s) {
+    char msg[sizeof c->err->msg];
+    snprintf(msg, sizeof msg, "%s", c->err->msg);
+    return tc_cuda_fail(c, s, "%s", msg);
+}
+
+tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const void *A, const void *B, void *D,
+                       const void *bias, int ws_slot) {
+    tc_gemm_desc d;
+    tc_status s = normalize(desc, &d, c->err);
+    if (s != TC_OK) return relay(c, s);
+    if (d.batch == 0 || d.M == 0 || d.N == 0) return TC_OK;
+    if (d.K == 0) {
+        /* an empty sum: D = beta*D + bias, which cuBLASLt does not take */
+        if (d.ldd != d.N || (d.batch > 1 && (d.stride_d != d.M * d.N || (d.bias && d.bias_stride != 0))))
+            return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 needs a packed output and one bias vector");
+        s = tc_cuda_rows_scale_bias(D, d.bias ? bias : NULL, d.dtype, d.batch * d.M, d.N, d.beta, c->stream, c->err);
+        return s == TC_OK ? TC_OK : relay(c, s);
+    }
+    unsigned aa = tc_gemm_alignment(A), ab = tc_gemm_alignment(B), ad = tc_gemm_alignment(D);
+    unsigned abias = d.bias ? tc_gemm_alignment(bias) : 0;
+    size_t wsb = TC_GEMM_WORKSPACE_BYTES, limit = tc_cuda_workspace_limit(c);
+    if (limit < wsb) wsb = limit;
+    int64_t key[KEY_LEN];
+    make_key(&d, aa, ab, ad, abias, wsb, key);
+    void **slot = tc_cuda_node_cache(c, key_hash(key) ^ 0x6765ull /* "ge" */, tc_gemm_plan_free);
+    if (!slot) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for the gemm plan cache");
+    tc_gemm_plan *p = *slot;
+    if (p && memcmp(p->key, key, sizeof key) != 0) {
+        tc_gemm_plan_free(p);
+        *slot = p = NULL;
+    }
+    if (!p) {
+        s = tc_gemm_plan_create(tc_cuda_cublaslt(c), &d, aa, ab, ad, abias, wsb, &p, c->err);
+        if (s != TC_OK) return relay(c, s);
+        *slot = p;
+    }
+    void *ws = wsb ? tc_cuda_scratch(c, ws_slot, wsb) : NULL;
+    if (wsb && !ws)
+        return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for the gemm workspace", wsb);
+    s = tc_gemm_plan_run(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, c->err);
+    return s == TC_OK ? TC_OK : relay(c, s);
+}

@@ -1,0 +1,65 @@
+/* Batched, strided GEMM on row-major tensors through cuBLASLt, for any CUDA kernel that needs a
+ * matrix product (matmul ops, attention, ...): a descriptor of the product, a plan (cuBLASLt
+ * descriptors + the heuristic's algorithm) built once per shape, and a runner that caches plans per
+ * node and takes its workspace from the call's scratch memory. Plain C; no cuBLAS header needed. */
+#ifndef TC_BACKEND_CUDA_CUBLASLT_H
+#define TC_BACKEND_CUDA_CUBLASLT_H
+
+#include "backend/cuda/cuda.h"
+
+/* D = alpha * op(A) @ op(B) + beta * D (+ bias), for every batch b:
+ *   D_b = D + b*stride_d is M x N with row stride ldd,
+ *   op(A_b) is M x K: A_b = A + b*stride_a stored [M, K] (lda >= K), or [K, M] (lda >= M) when trans_a,
+ *   op(B_b) is K x N: B_b = B + b*stride_b stored [K, N] (ldb >= N), or [N, K] (ldb >= K) when trans_b.
+ * All operands share dtype: TC_F32 (TF32 tensor cores when allow_tf32), TC_F16 or TC_BF16 (f32
+ * accumulation, one rounding), TC_F64. Strides and leading dims are in elements; a batch stride of
+ * 0 repeats one matrix for every batch (not allowed for D when batch > 1). beta != 0 reads D, so
+ * the caller fills it first; beta == 0 never reads it. bias, when set, is a length-N vector of the
+ * same dtype added to every row of D (bias_stride apart per batch; 0 = the same vector): the BIAS
+ * epilogue for f32/f16/bf16, a separate pass for f64. */
+typedef struct tc_gemm_desc {
+    tc_dtype dtype;
+    int64_t batch, M, N, K;
+    bool trans_a, trans_b;
+    int64_t lda, ldb, ldd;                /* 0: packed (the row length of the stored matrix) */
+    int64_t stride_a, stride_b, stride_d; /* elements between batches */
+    double alpha, beta;
+    bool bias;
+    int64_t bias_stride;
+    bool allow_tf32;
+} tc_gemm_desc;
+
+typedef struct tc_gemm_plan tc_gemm_plan;
+
+/* The workspace a plan is allowed (32 MiB: what cuBLAS recommends on Hopper; tc_cuda_gemm lowers it
+ * to tc_cuda_workspace_limit). The same size for every call so that scratch memory planned in the
+ * warm-up run holds during graph capture. */
+#define TC_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* Builds a plan for d. align_* are the byte alignments the data pointers will have (the largest
+ * power of two, up to 16, that divides each; 0 for an absent bias): the heuristic picks an
+ * algorithm valid for them, so run the plan only on pointers at least that aligned.
+ * lt is a cublasLtHandle_t. Errors: TC_ERR_INVALID_ARGUMENT for an inconsistent descriptor,
+ * TC_ERR_DTYPE, TC_ERR_UNSUPPORTED when cuBLASLt has no algorithm, TC_ERR_CUDA for library errors. */
+tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *d, unsigned align_a, unsigned align_b, unsigned align_d,
+                              unsigned align_bias, size_t workspace_bytes, tc_gemm_plan **out, tc_error *err);
+/* Enqueues the product on stream. workspace must hold the workspace_bytes given at creation (may
+ * be NULL when that was 0). Never synchronizes or allocates: safe inside CUDA graph capture. */
+tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
+                           void *workspace, void *stream, tc_error *err);
+/* Frees a plan (NULL is a no-op); the signature fits tc_cuda_node_cache's destructor. */
+void tc_gemm_plan_free(void *p);
+
+/* The byte alignment of p used for plans: the largest power of two up to 16 dividing it (16 is all
+ * cuBLASLt asks for, and the cap keeps one plan for every usual pointer, so that new I/O pointers
+ * never need a new plan during graph capture). */
+unsigned tc_gemm_alignment(const void *p);
+
+/* Runs d for the node of c on its stream: the plan comes from the node cache (built on first use
+ * for this shape and pointer alignment), the workspace from scratch slot ws_slot. K == 0 gives
+ * D = beta*D (+ bias) without cuBLASLt. Empty outputs (batch, M or N of 0) return at once.
+ * Failures name the node. */
+tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *d, const void *A, const void *B, void *D,
+                       const void *bias, int ws_slot);
+
+#endif

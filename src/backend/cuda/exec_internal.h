@@ -1,0 +1,108 @@
+/* Private to the CUDA executor (exec.c, exec_run.c): the engine and execution-context structs, the
+ * shape-set and CUDA-graph cache entries, and the helpers both files use. Kernels never include
+ * this header; they see only backend/cuda/cuda.h. */
+#ifndef TC_BACKEND_CUDA_EXEC_INTERNAL_H
+#define TC_BACKEND_CUDA_EXEC_INTERNAL_H
+
+#include "backend/cuda/cuda.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn_graph.h>
+
+#define TC_CUDA_ALIGN 256 /* every device buffer and arena offset: enough for any vector access and cuDNN */
+#define TC_CUDA_NODE_CACHE_BUCKETS 1024
+
+static inline size_t tc_cuda_round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Makes dev current for this thread for the duration of a call and restores the caller's device
+ * afterwards, so that a host program (PyTorch) keeps its own current device. */
+typedef struct tc_cuda_dev_guard {
+    int prev;
+    bool changed;
+} tc_cuda_dev_guard;
+tc_status tc_cuda_dev_enter(int dev, tc_cuda_dev_guard *gd, tc_error *err);
+void tc_cuda_dev_leave(const tc_cuda_dev_guard *gd);
+
+struct tc_cuda_engine {
+    const tc_graph *g;
+    tc_build_options opt;
+    int device;
+    tc_cuda_device_props props;
+    unsigned char *weights; /* one allocation: each constant at a 256-byte aligned offset, then 256 spare bytes */
+    size_t weight_bytes;
+    size_t *const_off;      /* per value id */
+    void *empty;            /* a valid device address for tensors without elements (never read or written) */
+    bool use_graphs;        /* TENSORC_CUDA_GRAPHS (default on) */
+    bool sync_each;         /* TENSORC_CUDA_SYNC=1: synchronize after every node to find faulting kernels */
+};
+
+typedef struct tc_cuda_graph_variant {
+    bool valid;             /* a capture of this shape set with ptrs */
+    cudaGraphExec_t exec;   /* NULL for a capture without nodes: nothing to launch */
+    void **ptrs;            /* the I/O pointers the capture baked in */
+    uint64_t gen;           /* memory generation at capture; a different one means stale */
+    uint64_t last_use;
+} tc_cuda_graph_variant;
+
+typedef struct tc_cuda_shape_set {
+    bool used, warmed;
+    uint64_t hash, last_use;
+    int64_t *in_dims;       /* every input's dims, concatenated */
+    size_t *offs;           /* per value id: offset in the arena */
+    size_t arena_bytes;
+    tc_tensor *out_types;   /* per graph output (data unused) */
+    size_t *out_bytes;
+    tc_cuda_graph_variant var[TC_CUDA_GRAPHS_PER_SHAPE_SET];
+} tc_cuda_shape_set;
+
+typedef struct tc_cuda_node_cache_entry {
+    int node;
+    uint64_t key;
+    void *value;
+    void (*destroy)(void *);
+    struct tc_cuda_node_cache_entry *next;
+} tc_cuda_node_cache_entry;
+
+typedef enum tc_cuda_run_mode { TC_CUDA_MODE_EAGER, TC_CUDA_MODE_CAPTURE, TC_CUDA_MODE_JOINED } tc_cuda_run_mode;
+
+struct tc_cuda_exec {
+    tc_cuda_engine *e;
+    const tc_graph *g;
+    cudaStream_t stream;
+    cudaEvent_t ev_in, ev_out;
+    cublasLtHandle_t lt; /* created on first use, in a warm-up run */
+    cudnnHandle_t dnn;
+    tc_cuda_tensor *vals;
+    tc_cuda_tensor **in_ptrs, **out_ptrs;
+    int max_in, max_out;
+    int64_t *symvals;
+    bool *bound;
+    int *last_use;          /* per value id: last node reading it */
+    int *out_first;         /* per value id: first graph output that is this node value, else -1 */
+    int n_in, n_out, n_dims;
+    int64_t *key_dims;
+    void **ptrs;            /* this run's I/O pointers: inputs, then outputs */
+    unsigned char *arena;
+    size_t arena_cap;
+    void **out_buf;         /* owned output buffers */
+    size_t *out_cap;
+    void *scratch[TC_CUDA_SCRATCH_SLOTS];
+    size_t scratch_cap[TC_CUDA_SCRATCH_SLOTS];
+    uint64_t gen, clock;
+    tc_cuda_shape_set sets[TC_CUDA_MAX_SHAPE_SETS];
+    tc_cuda_node_cache_entry *cache[TC_CUDA_NODE_CACHE_BUCKETS];
+    tc_cuda_run_mode mode;
+    bool side_fail;         /* an accessor failed during the current kernel call */
+    tc_status side_status;
+    char side_msg[600];
+    tc_tensor *out_view;
+    tc_cuda_exec_stats stats;
+};
+
+/* Grows a device buffer of x to at least need bytes (draining x's stream before freeing the old
+ * one); every reallocation makes the captured graphs stale. Only outside capture. */
+tc_status tc_cuda_exec_regrow(tc_cuda_exec *x, void **p, size_t *cap, size_t need, const char *what, tc_error *err);
+void tc_cuda_shape_set_free(tc_cuda_shape_set *s);
+
+#endif

@@ -1,0 +1,624 @@
+/* The CUDA executor, part two: one run of a graph. Binds symbols from the input shapes, plans each
+ * shape set once (value sizes, liveness-planned arena offsets), runs the kernels eagerly the first
+ * time, then captures them into a CUDA graph per (shape set, I/O pointers) and replays it. */
+#include "backend/cuda/exec_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- one run ------------------------------------------------------------------------------ */
+
+/* Binds symbols from the inputs' dims and checks every input against its declared type (the same
+ * rules and messages as the CPU executor). */
+static tc_status bind_inputs(tc_cuda_exec *x, const tc_tensor *inputs, tc_error *err) {
+    const tc_graph *g = x->g;
+    char buf[128];
+    bool *bound = x->bound;
+    memset(bound, 0, (size_t)g->syms.atoms.n * sizeof *bound);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < g->inputs.n; i++) {
+            const tc_value *v = g->inputs.items[i];
+            const tc_tensor *t = &inputs[i];
+            if (pass == 0) {
+                if (t->dtype != v->dtype)
+                    return tc_errorf(err, TC_ERR_DTYPE, "input '%s' must be %s, got %s", v->name,
+                                     tc_dtype_name(v->dtype), tc_dtype_name(t->dtype));
+                if (t->rank != v->rank)
+                    return tc_errorf(err, TC_ERR_SHAPE, "input '%s' must have rank %d, got %d", v->name, v->rank,
+                                     t->rank);
+            }
+            for (int d = 0; d < v->rank; d++) {
+                tc_dim want = v->dims[d];
+                int64_t got = t->dims[d];
+                if (got < 0) return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is negative", v->name, d);
+                int sym = tc_sym_as_symbol(&g->syms, want);
+                if (pass == 0 && sym >= 0) {
+                    const tc_sym_atom *a = g->syms.atoms.items[sym];
+                    if (bound[sym] && x->symvals[sym] != got)
+                        return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is %lld but %s is already %lld", v->name,
+                                         d, (long long)got, a->name, (long long)x->symvals[sym]);
+                    if (got < a->min || got > a->max)
+                        return tc_errorf(err, TC_ERR_SHAPE,
+                                         "input '%s' dim %d (%s) is %lld, outside the range [%lld, %lld]", v->name, d,
+                                         a->name, (long long)got, (long long)a->min, (long long)a->max);
+                    x->symvals[sym] = got;
+                    bound[sym] = true;
+                } else if (pass == 1 && sym < 0) {
+                    int64_t e = tc_sym_eval(&g->syms, want, x->symvals);
+                    if (e != got)
+                        return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d must be %s = %lld, got %lld", v->name,
+                                         d, tc_sym_print(&g->syms, want, buf, sizeof buf), (long long)e,
+                                         (long long)got);
+                }
+            }
+            if (pass == 0 && !t->data) {
+                int64_t n = 1;
+                for (int d = 0; d < t->rank; d++) n *= t->dims[d];
+                if (n) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "input '%s' has no data", v->name);
+            }
+        }
+    }
+    for (int i = 0; i < g->syms.atoms.n; i++) {
+        const tc_sym_atom *a = g->syms.atoms.items[i];
+        if (a->kind == TC_ATOM_SYMBOL && !bound[i]) x->symvals[i] = a->opt; /* not reachable from inputs */
+    }
+    return TC_OK;
+}
+
+/* Concrete dims and sizes of every value for the bound symbols (data pointers are set later). */
+static tc_status compute_shapes(tc_cuda_exec *x, const tc_tensor *inputs, tc_error *err) {
+    const tc_graph *g = x->g;
+    for (int i = 0; i < g->values.n; i++) {
+        const tc_value *v = g->values.items[i];
+        tc_cuda_tensor *t = &x->vals[i];
+        t->dtype = v->dtype;
+        t->rank = v->rank;
+        t->numel = 1;
+        t->data = NULL;
+        for (int d = 0; d < v->rank; d++) {
+            t->dims[d] = v->kind == TC_VALUE_INPUT ? inputs[v->input_index].dims[d]
+                                                   : tc_sym_eval(&g->syms, v->dims[d], x->symvals);
+            if (t->dims[d] < 0) {
+                char b[128];
+                return tc_errorf(err, TC_ERR_SHAPE, "value '%s' dim %d evaluates to %lld (%s) for these input sizes",
+                                 v->name, d, (long long)t->dims[d], tc_sym_print(&g->syms, v->dims[d], b, sizeof b));
+            }
+            t->numel *= t->dims[d];
+        }
+    }
+    return TC_OK;
+}
+
+static size_t nbytes_of(const tc_cuda_tensor *t) { return (size_t)t->numel * tc_dtype_size(t->dtype); }
+
+static size_t input_bytes(const tc_tensor *t) {
+    size_t n = tc_dtype_size(t->dtype);
+    for (int d = 0; d < t->rank; d++) n *= (size_t)t->dims[d];
+    return n;
+}
+
+typedef struct block {
+    size_t off, size;
+    int end;
+} block;
+
+/* Plans a new shape set: value sizes, arena offsets by liveness (first fit; graph outputs live in
+ * their own buffers), output types. */
+static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, const tc_tensor *inputs, tc_error *err) {
+    const tc_graph *g = x->g;
+    int nv = g->values.n;
+    TC_TRY(compute_shapes(x, inputs, err));
+    s->in_dims = malloc(((size_t)x->n_dims + 1) * sizeof *s->in_dims);
+    s->offs = calloc((size_t)nv + 1, sizeof *s->offs);
+    s->out_types = calloc((size_t)x->n_out + 1, sizeof *s->out_types);
+    s->out_bytes = calloc((size_t)x->n_out + 1, sizeof *s->out_bytes);
+    block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
+    bool ok = s->in_dims && s->offs && s->out_types && s->out_bytes && blocks;
+    for (int k = 0; ok && k < TC_CUDA_GRAPHS_PER_SHAPE_SET; k++)
+        ok = (s->var[k].ptrs = calloc((size_t)(x->n_in + x->n_out) + 1, sizeof(void *))) != NULL;
+    if (!ok) {
+        free(blocks);
+        tc_cuda_shape_set_free(s);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    memcpy(s->in_dims, x->key_dims, (size_t)x->n_dims * sizeof *s->in_dims);
+    int nb = 0;
+    size_t total = 0;
+    for (int ni = 0; ni < g->nodes.n; ni++) {
+        tc_node *n = g->nodes.items[ni];
+        for (int k = 0; k < n->n_outputs; k++) {
+            tc_value *v = n->outputs[k];
+            size_t size = tc_cuda_round_up(nbytes_of(&x->vals[v->id]), TC_CUDA_ALIGN);
+            if (x->out_first[v->id] >= 0 || size == 0) continue;
+            int end = x->last_use[v->id] < ni ? ni : x->last_use[v->id];
+            size_t off = 0;
+            for (bool moved = true; moved;) {
+                moved = false;
+                for (int b = 0; b < nb; b++) {
+                    if (blocks[b].end < ni) continue;
+                    if (off < blocks[b].off + blocks[b].size && blocks[b].off < off + size) {
+                        off = blocks[b].off + blocks[b].size;
+                        moved = true;
+                    }
+                }
+            }
+            blocks[nb++] = (block){off, size, end};
+            s->offs[v->id] = off;
+            if (off + size > total) total = off + size;
+        }
+    }
+    free(blocks);
+    s->arena_bytes = total;
+    for (int i = 0; i < x->n_out; i++) {
+        const tc_value *v = g->outputs.items[i];
+        const tc_cuda_tensor *t = &x->vals[v->id];
+        tc_tensor *o = &s->out_types[i];
+        o->dtype = t->dtype;
+        o->rank = t->rank;
+        memcpy(o->dims, t->dims, sizeof o->dims);
+        s->out_bytes[i] = nbytes_of(t);
+    }
+    s->used = true;
+    s->hash = hash;
+    return TC_OK;
+}
+
+static uint64_t hash_dims(const int64_t *d, int n) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < n; i++) {
+        h ^= (uint64_t)d[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static tc_cuda_shape_set *find_set(tc_cuda_exec *x, uint64_t hash) {
+    for (int i = 0; i < TC_CUDA_MAX_SHAPE_SETS; i++) {
+        tc_cuda_shape_set *s = &x->sets[i];
+        if (s->used && s->hash == hash && memcmp(s->in_dims, x->key_dims, (size_t)x->n_dims * sizeof(int64_t)) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* A free slot, else the least recently used shape set, emptied. */
+static tc_cuda_shape_set *evict_set(tc_cuda_exec *x) {
+    tc_cuda_shape_set *victim = &x->sets[0];
+    for (int i = 0; i < TC_CUDA_MAX_SHAPE_SETS; i++) {
+        if (!x->sets[i].used) return &x->sets[i];
+        if (x->sets[i].last_use < victim->last_use) victim = &x->sets[i];
+    }
+    tc_cuda_shape_set_free(victim);
+    return victim;
+}
+
+static const char *output_name(const tc_graph *g, int i) {
+    const char *n = i < g->output_names.n ? g->output_names.items[i] : NULL;
+    return n ? n : ((const tc_value *)g->outputs.items[i])->name;
+}
+
+static void type_text(const tc_tensor *t, char *buf, size_t n) {
+    size_t len = (size_t)snprintf(buf, n, "%s[", tc_dtype_name(t->dtype));
+    for (int d = 0; d < t->rank && len < n; d++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+    if (len < n) snprintf(buf + len, n - len, "]");
+}
+
+/* Caller-bound outputs must have the result's type; they must not overlap an input. */
+static tc_status check_bound_outputs(tc_cuda_exec *x, const tc_cuda_shape_set *s, const tc_tensor *inputs,
+                                     const tc_tensor *outputs, tc_error *err) {
+    if (!outputs) return TC_OK;
+    const tc_graph *g = x->g;
+    for (int i = 0; i < x->n_out; i++) {
+        const tc_tensor *b = &outputs[i];
+        if (!b->data) continue;
+        const tc_tensor *want = &s->out_types[i];
+        if (b->dtype != want->dtype || b->rank != want->rank ||
+            memcmp(b->dims, want->dims, sizeof(int64_t) * (size_t)want->rank) != 0) {
+            char t1[160], t2[160];
+            type_text(b, t1, sizeof t1);
+            type_text(want, t2, sizeof t2);
+            return tc_errorf(err, TC_ERR_SHAPE, "output '%s': the bound buffer is %s but the result is %s",
+                             output_name(g, i), t1, t2);
+        }
+        uintptr_t o0 = (uintptr_t)b->data, o1 = o0 + s->out_bytes[i];
+        for (int k = 0; k < x->n_in && o1 > o0; k++) {
+            const tc_value *v = g->inputs.items[k];
+            size_t n = input_bytes(&inputs[k]);
+            uintptr_t i0 = (uintptr_t)inputs[k].data, i1 = i0 + n;
+            if (inputs[k].data && n && o0 < i1 && i0 < o1)
+                return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "output '%s': the bound buffer overlaps input '%s'",
+                                 output_name(g, i), v->name);
+        }
+        for (int k = 0; k < i; k++) {
+            if (!outputs[k].data) continue;
+            uintptr_t p0 = (uintptr_t)outputs[k].data, p1 = p0 + s->out_bytes[k];
+            if (o0 < p1 && p0 < o1 && o1 > o0)
+                return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "output '%s': the bound buffer overlaps output '%s'",
+                                 output_name(g, i), output_name(g, k));
+        }
+    }
+    return TC_OK;
+}
+
+/* Fails unless p is device memory of the engine's GPU (or managed memory). */
+static tc_status check_device_ptr(tc_cuda_exec *x, const void *p, const char *kind, const char *name, tc_error *err) {
+    struct cudaPointerAttributes a;
+    cudaError_t ce = cudaPointerGetAttributes(&a, p);
+    if (ce != cudaSuccess) {
+        (void)cudaGetLastError();
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "%s '%s': %p is not memory CUDA knows (%s)", kind, name, p,
+                         cudaGetErrorString(ce));
+    }
+    if (a.type == cudaMemoryTypeUnregistered || a.type == cudaMemoryTypeHost)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                         "%s '%s' is host memory (%p); a CUDA engine takes device memory of GPU %d", kind, name, p,
+                         x->e->device);
+    if (a.type == cudaMemoryTypeDevice && a.device != x->e->device)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "%s '%s' is on GPU %d but the engine runs on GPU %d", kind, name,
+                         a.device, x->e->device);
+    return TC_OK;
+}
+
+static tc_status check_io_pointers(tc_cuda_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, tc_error *err) {
+    const tc_graph *g = x->g;
+    for (int i = 0; i < x->n_in; i++) {
+        const tc_value *v = g->inputs.items[i];
+        if (inputs[i].data && input_bytes(&inputs[i])) TC_TRY(check_device_ptr(x, inputs[i].data, "input", v->name, err));
+    }
+    for (int i = 0; outputs && i < x->n_out; i++)
+        if (outputs[i].data) TC_TRY(check_device_ptr(x, outputs[i].data, "output", output_name(g, i), err));
+    return TC_OK;
+}
+
+/* Arena and owned output buffers large enough for shape set s. */
+static tc_status ensure_memory(tc_cuda_exec *x, const tc_cuda_shape_set *s, const tc_tensor *outputs, tc_error *err) {
+    TC_TRY(tc_cuda_exec_regrow(x, (void **)&x->arena, &x->arena_cap, s->arena_bytes, "the activation arena", err));
+    for (int i = 0; i < x->n_out; i++) {
+        if ((outputs && outputs[i].data) || s->out_bytes[i] == 0) continue;
+        char what[300];
+        snprintf(what, sizeof what, "output '%s'", output_name(x->g, i));
+        TC_TRY(tc_cuda_exec_regrow(x, &x->out_buf[i], &x->out_cap[i], s->out_bytes[i], what, err));
+    }
+    return TC_OK;
+}
+
+/* The I/O pointers of this run: inputs, then the buffer each output is written to. */
+static void collect_pointers(tc_cuda_exec *x, const tc_cuda_shape_set *s, const tc_tensor *inputs,
+                             const tc_tensor *outputs) {
+    for (int i = 0; i < x->n_in; i++) x->ptrs[i] = inputs[i].data;
+    for (int i = 0; i < x->n_out; i++)
+        x->ptrs[x->n_in + i] = outputs && outputs[i].data ? outputs[i].data
+                               : s->out_bytes[i]          ? x->out_buf[i]
+                                                          : x->e->empty;
+}
+
+/* Data pointers of every value for this run (shapes already computed). */
+static void place_values(tc_cuda_exec *x, const tc_cuda_shape_set *s) {
+    const tc_graph *g = x->g;
+    for (int i = 0; i < g->values.n; i++) {
+        const tc_value *v = g->values.items[i];
+        tc_cuda_tensor *t = &x->vals[i];
+        if (t->numel == 0) t->data = x->e->empty;
+        else if (v->kind == TC_VALUE_INPUT) t->data = x->ptrs[v->input_index];
+        else if (v->kind == TC_VALUE_CONSTANT) t->data = x->e->weights + x->e->const_off[i];
+        else if (x->out_first[i] >= 0) t->data = x->ptrs[x->n_in + x->out_first[i]];
+        else t->data = x->arena + s->offs[i];
+    }
+}
+
+static const char *mode_text(tc_cuda_run_mode m) {
+    if (m == TC_CUDA_MODE_CAPTURE) return " during CUDA graph capture";
+    return m == TC_CUDA_MODE_JOINED ? " in the caller's stream capture" : "";
+}
+
+/* Runs every node's kernel on the context's stream; in capture modes they are recorded instead. */
+static tc_status run_nodes(tc_cuda_exec *x, tc_error *err) {
+    const tc_graph *g = x->g;
+    char label[256], kmsg[sizeof err->msg];
+    for (int ni = 0; ni < g->nodes.n; ni++) {
+        tc_node *n = g->nodes.items[ni];
+        for (int k = 0; k < n->n_inputs; k++) x->in_ptrs[k] = n->inputs[k] ? &x->vals[n->inputs[k]->id] : NULL;
+        for (int k = 0; k < n->n_outputs; k++) x->out_ptrs[k] = &x->vals[n->outputs[k]->id];
+        bool empty = n->n_outputs > 0;
+        for (int k = 0; k < n->n_outputs; k++) empty = empty && x->out_ptrs[k]->numel == 0;
+        if (empty) continue;
+        tc_cuda_kernel kern = tc_cuda_kernel_for(n->op);
+        TC_ASSERT(kern); /* tc_cuda_check_graph ran at build */
+        x->side_fail = false;
+        tc_cuda_call call = {g, n, x->in_ptrs, x->out_ptrs, x->symvals, x, x->stream, err};
+        tc_status st = kern(&call);
+        tc_node_label(n, label, sizeof label);
+        if (x->side_fail) {
+            snprintf(kmsg, sizeof kmsg, "%s", st != TC_OK ? err->msg : "");
+            return tc_errorf(err, x->side_status, "%s on cuda%s: %s%s%.300s", label, mode_text(x->mode), x->side_msg,
+                             kmsg[0] ? "; the kernel reported: " : "", kmsg);
+        }
+        if (st != TC_OK) {
+            if (x->mode != TC_CUDA_MODE_EAGER) {
+                snprintf(kmsg, sizeof kmsg, "%s", err->msg);
+                return tc_errorf(err, st, "%.700s%s (set TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs)", kmsg,
+                                 mode_text(x->mode));
+            }
+            return st;
+        }
+        cudaError_t ce = cudaGetLastError();
+        if (ce != cudaSuccess)
+            return tc_errorf(err, TC_ERR_CUDA,
+                             "%s on cuda%s: the kernel returned success but CUDA reports %s (%s): a launch or library "
+                             "call whose error it did not check", label, mode_text(x->mode), cudaGetErrorName(ce),
+                             cudaGetErrorString(ce));
+        if (x->mode != TC_CUDA_MODE_EAGER) {
+            enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+            ce = cudaStreamIsCapturing(x->stream, &cs);
+            if (ce != cudaSuccess || cs != cudaStreamCaptureStatusActive) {
+                (void)cudaGetLastError();
+                return tc_errorf(err, TC_ERR_CUDA,
+                                 "%s on cuda broke the CUDA graph capture%s: it synchronized, allocated or freed memory, "
+                                 "or used another stream (kernels must not; see docs/cuda-backend.md); set "
+                                 "TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs", label, mode_text(x->mode));
+            }
+        } else if (x->e->sync_each) {
+            ce = cudaStreamSynchronize(x->stream);
+            if (ce != cudaSuccess) {
+                (void)cudaGetLastError();
+                return tc_errorf(err, TC_ERR_CUDA, "%s on cuda failed on the device: %s (%s)", label,
+                                 cudaGetErrorName(ce), cudaGetErrorString(ce));
+            }
+        }
+    }
+    return TC_OK;
+}
+
+/* Graph outputs that are inputs, constants or repeats of another output are copied. */
+static tc_status copy_outputs(tc_cuda_exec *x, tc_error *err) {
+    const tc_graph *g = x->g;
+    for (int i = 0; i < x->n_out; i++) {
+        const tc_value *v = g->outputs.items[i];
+        const tc_cuda_tensor *t = &x->vals[v->id];
+        void *dst = x->ptrs[x->n_in + i];
+        size_t n = nbytes_of(t);
+        if (n && dst != t->data)
+            TC_CUDA_TRY(cudaMemcpyAsync(dst, t->data, n, cudaMemcpyDeviceToDevice, x->stream), err);
+    }
+    return TC_OK;
+}
+
+static tc_status run_eager(tc_cuda_exec *x, const tc_cuda_shape_set *s, const tc_tensor *inputs, tc_cuda_run_mode mode,
+                           tc_error *err) {
+    TC_TRY(compute_shapes(x, inputs, err));
+    place_values(x, s);
+    x->mode = mode;
+    tc_status st = run_nodes(x, err);
+    if (st == TC_OK) st = copy_outputs(x, err);
+    x->mode = TC_CUDA_MODE_EAGER;
+    return st;
+}
+
+static bool same_ptrs(const tc_cuda_exec *x, void *const *a) {
+    return memcmp(a, x->ptrs, (size_t)(x->n_in + x->n_out) * sizeof(void *)) == 0;
+}
+
+/* Captures the run into a graph and stores it in a variant of s: a stale or free slot first, else
+ * the least recently used one. An existing executable graph is updated in place when CUDA allows
+ * (same topology), which is much cheaper than instantiating a new one. */
+static tc_status capture(tc_cuda_exec *x, tc_cuda_shape_set *s, const tc_tensor *inputs, tc_cuda_graph_variant **out,
+                         tc_error *err) {
+    *out = NULL;
+    TC_TRY(compute_shapes(x, inputs, err));
+    place_values(x, s);
+    cudaGraph_t graph = NULL;
+    TC_CUDA_TRY(cudaStreamBeginCapture(x->stream, cudaStreamCaptureModeThreadLocal), err);
+    x->mode = TC_CUDA_MODE_CAPTURE;
+    tc_status st = run_nodes(x, err);
+    if (st == TC_OK) st = copy_outputs(x, err);
+    x->mode = TC_CUDA_MODE_EAGER;
+    cudaError_t ce = cudaStreamEndCapture(x->stream, &graph);
+    if (st != TC_OK || ce != cudaSuccess) {
+        if (graph) (void)cudaGraphDestroy(graph);
+        (void)cudaGetLastError();
+        if (st != TC_OK) return st;
+        return tc_errorf(err, TC_ERR_CUDA,
+                         "ending the CUDA graph capture failed with %s (%s): some kernel used an operation that cannot "
+                         "be captured; run with TENSORC_CUDA_GRAPHS=0 (or TENSORC_CUDA_SYNC=1) to check the kernels "
+                         "eagerly", cudaGetErrorName(ce), cudaGetErrorString(ce));
+    }
+    x->stats.captures++;
+    size_t n_nodes = 0;
+    st = TC_CUDA_CHECK(cudaGraphGetNodes(graph, NULL, &n_nodes), err);
+    tc_cuda_graph_variant *v = NULL;
+    for (int k = 0; k < TC_CUDA_GRAPHS_PER_SHAPE_SET && !v; k++)
+        if (s->var[k].valid && s->var[k].gen != x->gen) v = &s->var[k];
+    for (int k = 0; k < TC_CUDA_GRAPHS_PER_SHAPE_SET && !v; k++)
+        if (!s->var[k].valid) v = &s->var[k];
+    if (!v) {
+        v = &s->var[0];
+        for (int k = 1; k < TC_CUDA_GRAPHS_PER_SHAPE_SET; k++)
+            if (s->var[k].last_use < v->last_use) v = &s->var[k];
+    }
+    v->valid = false;
+    if (st == TC_OK && n_nodes == 0 && v->exec) {
+        (void)cudaGraphExecDestroy(v->exec);
+        v->exec = NULL;
+    }
+    if (st == TC_OK && n_nodes > 0 && v->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(v->exec, graph, &info) == cudaSuccess) {
+            x->stats.updates++;
+        } else {
+            (void)cudaGetLastError();
+            (void)cudaGraphExecDestroy(v->exec);
+            v->exec = NULL;
+        }
+    }
+    if (st == TC_OK && n_nodes > 0 && !v->exec) {
+        st = TC_CUDA_CHECK(cudaGraphInstantiate(&v->exec, graph, 0), err);
+        if (st == TC_OK) x->stats.instantiations++;
+        else v->exec = NULL;
+    }
+    (void)cudaGraphDestroy(graph);
+    if (st != TC_OK) return st;
+    v->valid = true;
+    v->gen = x->gen;
+    memcpy(v->ptrs, x->ptrs, (size_t)(x->n_in + x->n_out) * sizeof(void *));
+    *out = v;
+    return TC_OK;
+}
+
+static tc_status run_impl(tc_cuda_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, cudaStream_t caller,
+                          tc_error *err) {
+    x->mode = TC_CUDA_MODE_EAGER;
+    TC_TRY(bind_inputs(x, inputs, err));
+    int nd = 0;
+    for (int i = 0; i < x->n_in; i++)
+        for (int d = 0; d < inputs[i].rank; d++) x->key_dims[nd++] = inputs[i].dims[d];
+    uint64_t hash = hash_dims(x->key_dims, x->n_dims);
+
+    /* Is the caller's stream being captured into a graph of its own? Then this run's kernels join
+     * that capture: nothing may be allocated or synchronized, so the shapes must be warmed up. */
+    bool joined = false;
+    if (caller) {
+        enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+        TC_CUDA_TRY(cudaStreamIsCapturing(caller, &cs), err);
+        if (cs == cudaStreamCaptureStatusInvalidated)
+            return tc_errorf(err, TC_ERR_CUDA, "the caller's stream is in an invalidated CUDA graph capture");
+        joined = cs == cudaStreamCaptureStatusActive;
+    }
+
+    tc_cuda_shape_set *s = find_set(x, hash);
+    if (s) {
+        x->stats.shape_set_hits++;
+    } else {
+        if (joined)
+            return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                             "the caller's stream is being captured into a CUDA graph, but this context has not run "
+                             "with these input shapes yet: run it once outside the capture first");
+        s = evict_set(x);
+        TC_TRY(plan_set(x, s, hash, inputs, err));
+    }
+    s->last_use = ++x->clock;
+    if (joined && !s->warmed)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                         "the caller's stream is being captured into a CUDA graph, but this context has not yet run "
+                         "successfully with these input shapes: run it once outside the capture first");
+    TC_TRY(check_bound_outputs(x, s, inputs, outputs, err));
+    if (joined) {
+        bool fits = s->arena_bytes <= x->arena_cap && (s->arena_bytes == 0 || x->arena);
+        for (int i = 0; i < x->n_out && fits; i++) {
+            bool owned = !(outputs && outputs[i].data) && s->out_bytes[i];
+            if (owned) fits = s->out_bytes[i] <= x->out_cap[i] && x->out_buf[i];
+        }
+        if (!fits)
+            return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                             "the caller's stream is being captured into a CUDA graph, but this context's memory for "
+                             "these shapes is not allocated: run it once outside the capture first");
+    } else {
+        TC_TRY(ensure_memory(x, s, outputs, err));
+    }
+    collect_pointers(x, s, inputs, outputs);
+
+    /* Order this run after the caller's earlier work (NULL: after the legacy default stream's). */
+    cudaStream_t after = caller ? caller : cudaStreamLegacy;
+    TC_CUDA_TRY(cudaEventRecord(x->ev_in, after), err);
+    TC_CUDA_TRY(cudaStreamWaitEvent(x->stream, x->ev_in, 0), err);
+
+    tc_status st = TC_OK;
+    if (joined) {
+        st = run_eager(x, s, inputs, TC_CUDA_MODE_JOINED, err);
+    } else if (!x->e->use_graphs || !s->warmed) {
+        bool warmup = !s->warmed;
+        st = check_io_pointers(x, inputs, outputs, err);
+        if (st == TC_OK) st = run_eager(x, s, inputs, TC_CUDA_MODE_EAGER, err);
+        x->stats.eager_runs++;
+        if (warmup) x->stats.warmups++;
+        if (st == TC_OK && warmup && x->e->use_graphs) {
+            /* Surface a kernel's device fault here, at the first run with these shapes, rather than
+             * later inside a graph replay where no node can be named. */
+            cudaError_t ce = cudaStreamSynchronize(x->stream);
+            if (ce != cudaSuccess) {
+                (void)cudaGetLastError();
+                st = tc_errorf(err, TC_ERR_CUDA,
+                               "the first run with these input shapes failed on the device: %s (%s); rerun with "
+                               "TENSORC_CUDA_SYNC=1 to find the node", cudaGetErrorName(ce), cudaGetErrorString(ce));
+            }
+        }
+        if (st == TC_OK) s->warmed = true;
+    } else {
+        tc_cuda_graph_variant *v = NULL;
+        for (int k = 0; k < TC_CUDA_GRAPHS_PER_SHAPE_SET && !v; k++)
+            if (s->var[k].valid && s->var[k].gen == x->gen && same_ptrs(x, s->var[k].ptrs)) v = &s->var[k];
+        if (!v) {
+            st = check_io_pointers(x, inputs, outputs, err);
+            if (st == TC_OK) st = capture(x, s, inputs, &v, err);
+        }
+        if (st == TC_OK) {
+            v->last_use = x->clock;
+            if (v->exec) st = TC_CUDA_CHECK(cudaGraphLaunch(v->exec, x->stream), err);
+            x->stats.graph_launches++;
+        }
+    }
+    /* The caller's later work waits for this run; the event is recorded even after a failure so
+     * that the caller's stream is never left waiting on an older run's event. */
+    cudaError_t ce = cudaEventRecord(x->ev_out, x->stream);
+    if (ce == cudaSuccess && caller) ce = cudaStreamWaitEvent(caller, x->ev_out, 0);
+    if (st != TC_OK) {
+        (void)cudaGetLastError();
+        return st;
+    }
+    if (ce != cudaSuccess) return TC_CUDA_CHECK(ce, err);
+    x->stats.runs++;
+    for (int i = 0; i < x->n_out; i++) {
+        x->out_view[i] = s->out_types[i];
+        x->out_view[i].data = x->ptrs[x->n_in + i];
+    }
+    return TC_OK;
+}
+
+tc_status tc_cuda_exec_run(tc_cuda_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, void *stream,
+                           tc_error *err) {
+    if (!x) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "execution context is NULL");
+    if (!inputs && x->n_in) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "inputs are NULL");
+    tc_cuda_dev_guard gd;
+    TC_TRY(tc_cuda_dev_enter(x->e->device, &gd, err));
+    tc_status st = run_impl(x, inputs, outputs, (cudaStream_t)stream, err);
+    tc_cuda_dev_leave(&gd);
+    return st;
+}
+
+tc_status tc_cuda_exec_sync(tc_cuda_exec *x, void *stream, tc_error *err) {
+    if (!x) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "execution context is NULL");
+    tc_cuda_dev_guard gd;
+    TC_TRY(tc_cuda_dev_enter(x->e->device, &gd, err));
+    /* A caller's stream waits for this context's stream, so syncing it covers both. */
+    cudaError_t ce = cudaStreamSynchronize(stream ? (cudaStream_t)stream : x->stream);
+    tc_cuda_dev_leave(&gd);
+    if (ce != cudaSuccess) {
+        (void)cudaGetLastError();
+        return tc_errorf(err, TC_ERR_CUDA,
+                         "the execution failed on the device: %s (%s); rerun with TENSORC_CUDA_SYNC=1 to find the node",
+                         cudaGetErrorName(ce), cudaGetErrorString(ce));
+    }
+    return TC_OK;
+}
+
+void tc_cuda_exec_output(const tc_cuda_exec *x, int i, tc_tensor *out) {
+    if (!x || i < 0 || i >= x->n_out) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = x->out_view[i];
+}
+
+void tc_cuda_exec_get_stats(const tc_cuda_exec *x, tc_cuda_exec_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!x) return;
+    *out = x->stats;
+    out->shape_sets = 0;
+    for (int i = 0; i < TC_CUDA_MAX_SHAPE_SETS; i++) out->shape_sets += x->sets[i].used;
+    out->arena_bytes = x->arena_cap;
+    out->scratch_bytes = 0;
+    for (int i = 0; i < TC_CUDA_SCRATCH_SLOTS; i++) out->scratch_bytes += x->scratch_cap[i];
+    out->output_bytes = 0;
+    for (int i = 0; i < x->n_out; i++) out->output_bytes += x->out_cap[i];
+}

@@ -1,0 +1,33 @@
+/* C-callable launchers for the kernels around cuDNN convolutions: the per-channel bias of NCHW
+ * outputs and the batched transpose that moves data between NCHW and NHWC (and filters between
+ * KCRS and KRSC) when cuDNN has no engine for the NCHW layout. stream is a cudaStream_t. */
+#ifndef TC_BACKEND_CUDA_KERNELS_CONV_H
+#define TC_BACKEND_CUDA_KERNELS_CONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "core/error.h"
+#include "tensorc.h"
+
+/* y[n][c][p] = (accumulate ? y[n][c][p] : 0) + (bias ? bias[c] : 0) for y of [N, C, P], computed in
+ * f32 and rounded once. dtype: TC_F32, TC_F16, TC_BF16 (bias alike). */
+tc_status tc_cuda_conv_channel_bias(void *y, const void *bias, tc_dtype dtype, int64_t N, int64_t C, int64_t P,
+                                    bool accumulate, void *stream, tc_error *err);
+
+/* out[b][c][r] = in[b][r][c] for in of [batch, rows, cols]: NCHW -> NHWC is (N, C, H*W), NHWC ->
+ * NCHW is (N, H*W, C). Elements of elem_size bytes (1, 2, 4 or 8); in and out must not overlap. */
+tc_status tc_cuda_transpose_batched(const void *in, void *out, int64_t batch, int64_t rows, int64_t cols,
+                                    size_t elem_size, void *stream, tc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
