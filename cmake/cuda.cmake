@@ -182,20 +182,21 @@ else()
   _tc_report("NVRTC   " "NOT FOUND")
 endif()
 
-# ---- cuDNN 9: CUDNN_ROOT, toolkit, system paths, pip ----------------------------------------
-# find_path searches HINTS, then the system paths, then PATHS; the wheel goes last so that an
-# explicit or system install wins.
+# ---- cuDNN 9: CUDNN_ROOT, pip wheel, toolkit, system paths ------------------------------------
+# The wheel comes before the toolkit and system copies: a process that also imports PyTorch loads
+# the wheel's libcudnn.so.9 (same soname), and headers of another release beside that library
+# give engine configurations the loaded library rejects (seen: CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH).
 set(_tc_cudnn_hints "")
 if(CUDNN_ROOT)
   list(APPEND _tc_cudnn_hints "${CUDNN_ROOT}/include")
 endif()
+foreach(r IN LISTS _tc_pip_roots_cudnn)
+  list(APPEND _tc_cudnn_hints "${r}/include")
+endforeach()
 foreach(r IN LISTS _tc_tk_roots)
   list(APPEND _tc_cudnn_hints "${r}/include")
 endforeach()
 set(_tc_cudnn_paths "")
-foreach(r IN LISTS _tc_pip_roots_cudnn)
-  list(APPEND _tc_cudnn_paths "${r}/include")
-endforeach()
 find_path(TENSORC_CUDNN_INCLUDE_DIR cudnn_version.h HINTS ${_tc_cudnn_hints} PATHS ${_tc_cudnn_paths})
 set(_tc_cudnn_version "")
 if(TENSORC_CUDNN_INCLUDE_DIR)
@@ -208,9 +209,12 @@ if(TENSORC_CUDNN_INCLUDE_DIR)
   set(_tc_cudnn_version "${_tc_cudnn_MAJOR}.${_tc_cudnn_MINOR}.${_tc_cudnn_PATCHLEVEL}")
   get_filename_component(_tc_cudnn_root "${TENSORC_CUDNN_INCLUDE_DIR}" DIRECTORY)
   # Only the library beside the header: a header and a library from two installs would disagree.
-  find_library(TENSORC_CUDNN_LIBRARY NAMES cudnn libcudnn.so.${_tc_cudnn_MAJOR}
+  find_library(TENSORC_CUDNN_LIBRARY NAMES cudnn libcudnn.so.${_tc_cudnn_MAJOR} NAMES_PER_DIR
                HINTS "${_tc_cudnn_root}"
-               PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu lib/aarch64-linux-gnu)
+               PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu lib/aarch64-linux-gnu NO_DEFAULT_PATH)
+  if(NOT TENSORC_CUDNN_LIBRARY) # a system install keeps headers and libraries in separate trees
+    find_library(TENSORC_CUDNN_LIBRARY NAMES cudnn libcudnn.so.${_tc_cudnn_MAJOR} NAMES_PER_DIR)
+  endif()
 endif()
 if(TENSORC_CUDNN_INCLUDE_DIR AND TENSORC_CUDNN_LIBRARY AND _tc_cudnn_MAJOR GREATER_EQUAL 9)
   _tc_report("cuDNN   " "${_tc_cudnn_version}: ${TENSORC_CUDNN_LIBRARY} (headers ${TENSORC_CUDNN_INCLUDE_DIR})")

@@ -278,8 +278,10 @@ tc_status tc_cudnn_graph_matmul(tc_cudnn_graph *g, int64_t a_uid, int64_t b_uid,
     return TC_OK;
 }
 
-/* The operation graph. cuDNN >= 9.8 needs no handle here; older releases do, so a failed
- * finalize is retried with one (the attribute is deprecated, hence the pragma). */
+/* The operation graph, with the handle set: without it the heuristics do not know the device
+ * (seen on 9.19 on an H100: engines failing with CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH and a
+ * SIGFPE inside the runtime-compiled engines). The attribute is deprecated, hence the pragma; a
+ * release that refuses it gets a second try without. */
 static tc_status finalize_opgraph(tc_cudnn_graph *g, cudnnHandle_t h, tc_error *err) {
     for (int attempt = 0; attempt < 2; attempt++) {
         destroy(g->opgraph);
@@ -288,11 +290,12 @@ static tc_status finalize_opgraph(tc_cudnn_graph *g, cudnnHandle_t h, tc_error *
                 "operation graph creation");
         DNN_TRY(cudnnBackendSetAttribute(g->opgraph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                                          g->nops, g->ops), "operation graph ops");
-        if (attempt == 1) {
+        if (attempt == 0) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-            DNN_TRY(cudnnBackendSetAttribute(g->opgraph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h),
-                    "operation graph handle");
+            if (cudnnBackendSetAttribute(g->opgraph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) !=
+                CUDNN_STATUS_SUCCESS)
+                continue;
 #pragma GCC diagnostic pop
         }
         cudnnStatus_t s = cudnnBackendFinalize(g->opgraph);
@@ -393,6 +396,12 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
             int64_t ws = 0, n = 0;
             s = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                          &cfgs[i]);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            /* the device again, as for the operation graph; ignored where the release refuses it */
+            if (s == CUDNN_STATUS_SUCCESS)
+                (void)cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+#pragma GCC diagnostic pop
             if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(plan);
             if (s == CUDNN_STATUS_SUCCESS)
                 s = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
