@@ -186,7 +186,7 @@ def test_input_npy_missing(good, tmp_path):
     (["run"], "no model given"),
     (["check"], "no model given"),
     (["run", "M", "--bogus"], "unknown or incomplete option '--bogus'"),
-    (["run", "M", "--device", "tpu"], "--device tpu is not available"),
+    (["run", "M", "--device", "tpu"], "--device wants cpu or cuda, got 'tpu'"),
     (["run", "M", "--input", "x"], "--input wants NAME=FILE.npy"),
     (["run", "M", "--seed", "abc"], "--seed wants an integer"),
     (["check", "M", "--backend", "gpu"], "unknown backend 'gpu'"),
