@@ -355,6 +355,30 @@ int tc_partition_block_size(const tc_partition_t *partition, int block);
 tc_status tc_partition_print(const tc_partition_t *partition, void *file);
 
 /* ---------------------------------------------------------------------------------------------
+ * Passes: graph optimizations that keep what a graph computes (see docs/passes.md).
+ */
+typedef struct tc_optimize_options {
+    bool eliminate_dead_code; /* drop nodes and constants no output needs (default true) */
+    bool fold_constants;      /* compute nodes that depend only on constants now (default true) */
+    bool fold_batchnorm;      /* fold inference batch norm into the convolution before it (default true) */
+    bool allow_fp16;          /* run f32 compute in f16, sensitive ops kept f32 (default false) */
+    bool allow_bf16;          /* same in bf16; allow_fp16 wins when both are set (default false) */
+    size_t fold_max_bytes;    /* largest constant folding creates; 0 = 16 MiB */
+    bool verbose;             /* print one line per pass (node counts before and after) to stderr */
+} tc_optimize_options;
+
+void tc_optimize_options_init(tc_optimize_options *options);
+
+/* Replaces *graph by an optimized graph with the same inputs and outputs (names, dtypes, shapes,
+ * symbols). The call takes over the caller's reference to *graph: afterwards the caller frees the
+ * new *graph only (it keeps the original's constants alive). When no pass changes anything *graph
+ * stays as it was. On error *graph is unchanged; the message (in err_buf if given) names the pass.
+ * Errors: TC_ERR_INVALID_ARGUMENT (NULL graph), the verifier's errors for a graph that does not
+ * verify, TC_ERR_OUT_OF_MEMORY, TC_ERR_INTERNAL. options may be NULL (defaults). */
+tc_status tc_graph_optimize(tc_graph_t **graph, const tc_optimize_options *options, char *err_buf,
+                            size_t err_size);
+
+/* ---------------------------------------------------------------------------------------------
  * Engine files (.tce): an engine written to bytes (target, I/O table, graph, backend step records,
  * 64-byte aligned weights, checksum; see docs/engine-format.md) and loaded back without the model.
  * Thread safety: serializing or saving reads the engine only, so several threads may serialize one
@@ -399,6 +423,57 @@ tc_status tc_engine_deserialize(const void *data, size_t size, const tc_build_op
 /* Same from a file; TC_ERR_IO when it cannot be read. The message starts with the path. */
 tc_status tc_engine_load(const char *path, const tc_build_options *override_or_null, tc_engine_t **out,
                          char *err_buf, size_t err_size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Device memory: moving data to and from the GPU of a CUDA engine without CUDA headers. Streams
+ * and events are a cudaStream_t / cudaEvent_t passed as void*, so a C program that uses CUDA itself
+ * may pass its own. In a build without the CUDA backend every function returns TC_ERR_UNSUPPORTED
+ * (tc_device_free and the destroy functions do nothing).
+ * Errors: the message of the last failed call of this thread is tc_device_last_error().
+ * Thread safety: every function may be called from any thread.
+ */
+typedef enum tc_copy_kind {
+    TC_COPY_HOST_TO_DEVICE = 0,
+    TC_COPY_DEVICE_TO_HOST,
+    TC_COPY_DEVICE_TO_DEVICE,
+} tc_copy_kind;
+
+typedef struct tc_device_info {
+    char name[256];           /* "NVIDIA H100 80GB HBM3" */
+    int cc_major, cc_minor;   /* compute capability */
+    int sm_count;             /* streaming multiprocessors */
+    size_t total_memory;      /* bytes */
+} tc_device_info;
+
+/* The message of this thread's last failed tc_device_* / tc_stream_* / tc_event_* call ("" if none). */
+const char *tc_device_last_error(void);
+/* Number of usable GPUs in *n (0 and TC_ERR_CUDA with the reason when there is no driver or GPU). */
+tc_status tc_device_count(int *n);
+/* Facts about GPU `device`. TC_ERR_INVALID_ARGUMENT for a device that does not exist. */
+tc_status tc_device_get_info(int device, tc_device_info *info);
+/* Allocates `bytes` (at least 1) of memory on GPU `device`, 256-byte aligned; *ptr is NULL on error.
+ * TC_ERR_OUT_OF_MEMORY when the GPU has too little free memory. Free with tc_device_free. */
+tc_status tc_device_alloc(int device, size_t bytes, void **ptr);
+/* Frees memory from tc_device_alloc. NULL is a no-op. Waits for nothing: work still using the memory
+ * must be complete. */
+void tc_device_free(void *ptr);
+/* Copies `bytes` between host and device memory (or within device memory). With stream NULL the copy
+ * is complete when the call returns; with a stream it is ordered on that stream, and host memory must
+ * stay valid (and, for DEVICE_TO_HOST, unread) until the stream is synchronized. */
+tc_status tc_device_copy(void *dst, const void *src, size_t bytes, tc_copy_kind kind, void *stream);
+/* Waits until all work on `stream` is done; NULL waits for the whole current device. */
+tc_status tc_device_synchronize(void *stream);
+
+/* A non-blocking stream on GPU `device` (for tc_context_enqueue), destroyed with tc_stream_destroy. */
+tc_status tc_stream_create(int device, void **stream);
+void tc_stream_destroy(void *stream);
+/* GPU timing: an event on GPU `device`; tc_event_record enqueues it on `stream` (NULL: the legacy
+ * default stream); tc_event_elapsed_ms waits for `end` and gives the milliseconds between two recorded
+ * events (TC_ERR_CUDA when either was never recorded). */
+tc_status tc_event_create(int device, void **event);
+void tc_event_destroy(void *event);
+tc_status tc_event_record(void *event, void *stream);
+tc_status tc_event_elapsed_ms(void *start, void *end, float *ms);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
  * holds the memory of one execution, so several contexts of one engine can run at once. */
 #include "backend/cpu/cpu.h"
 #include "core/parallel.h"
+#include "passes/passes.h"
 #ifdef TC_HAVE_CUDA
 #include "backend/cuda/cuda.h"
 #endif
@@ -87,28 +88,49 @@ tc_status tc_engine_build(const tc_graph_t *graph, const tc_build_options *optio
         tc_errorf(&err, st, "%s", graph->err.msg);
         goto done;
     }
-    if (opt.backend == TC_BACKEND_CPU) st = tc_cpu_check_graph(graph, &err);
+    /* The engine runs an optimized copy of the graph (dead code, constant and batch-norm folding,
+     * mixed precision when allowed); the caller's graph is left as it was. TENSORC_PASSES=0 skips
+     * the passes, for debugging. */
+    tc_graph *g = (tc_graph *)graph;
+    tc_graph_retain(g);
+    const char *passes_env = getenv("TENSORC_PASSES");
+    if (!passes_env || strcmp(passes_env, "0") != 0) {
+        tc_pass_options po;
+        tc_pass_options_init(&po);
+        po.precision = opt.allow_fp16 ? TC_F16 : opt.allow_bf16 ? TC_BF16 : TC_F32;
+        po.verbose = getenv("TENSORC_LOG_PASSES") != NULL;
+        st = tc_passes_run(&g, &po, &err);
+        if (st != TC_OK) {
+            tc_graph_free(g);
+            goto done;
+        }
+    }
+    if (opt.backend == TC_BACKEND_CPU) st = tc_cpu_check_graph(g, &err);
 #ifdef TC_HAVE_CUDA
-    else st = tc_cuda_check_graph(graph, &err);
+    else st = tc_cuda_check_graph(g, &err);
 #endif
-    if (st != TC_OK) goto done;
+    if (st != TC_OK) {
+        tc_graph_free(g);
+        goto done;
+    }
     tc_engine *e = calloc(1, sizeof *e);
     if (!e) {
+        tc_graph_free(g);
         st = tc_errorf(&err, TC_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
     }
-    e->g = (tc_graph *)graph;
+    e->g = g;
     e->opt = opt;
 #ifdef TC_HAVE_CUDA
     if (opt.backend == TC_BACKEND_CUDA) {
-        st = tc_cuda_engine_create(graph, &opt, &e->cuda, &err);
+        st = tc_cuda_engine_create(g, &opt, &e->cuda, &err);
         if (st != TC_OK) {
+            tc_graph_free(g);
             free(e);
             goto done;
         }
     }
 #endif
-    tc_graph_retain((tc_graph *)graph);
     if (opt.num_threads > 0) tc_parallel_set_threads(opt.num_threads);
     *out = e;
 done:

@@ -5,7 +5,7 @@
 #include "engine/serialize.h"
 #include "core/dtype.h"
 #ifdef TC_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/engine_file.h"
 #endif
 
 #include <errno.h>
@@ -174,8 +174,14 @@ void tc_engine_set_backend_hooks(tc_backend_kind backend, const tc_engine_backen
     if ((unsigned)backend < TC_BACKEND_COUNT) atomic_store(&g_hooks[backend], hooks);
 }
 
+/* Installed hooks win; a CUDA build falls back to the CUDA backend's own, so that its engines carry
+ * their target however the process started (no registration call can be forgotten). */
 static const tc_engine_backend_hooks *hooks_for(tc_backend_kind backend) {
-    return (unsigned)backend < TC_BACKEND_COUNT ? atomic_load(&g_hooks[backend]) : NULL;
+    const tc_engine_backend_hooks *h = (unsigned)backend < TC_BACKEND_COUNT ? atomic_load(&g_hooks[backend]) : NULL;
+#ifdef TC_HAVE_CUDA
+    if (!h && backend == TC_BACKEND_CUDA) h = tc_cuda_engine_file_hooks();
+#endif
+    return h;
 }
 
 struct tc_record_writer {
@@ -203,10 +209,14 @@ tc_status tc_record_add(tc_record_writer *rw, uint32_t step, uint32_t kind, cons
 static const char *gemm_ops[] = {"mm", "bmm", "addmm", "linear", "matmul", "baddbmm", "addbmm", NULL};
 
 void tc_engine_describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
+    const tc_build_options *opt = tc_engine_options(e);
+    tc_engine_describe_step_for(e, opt ? opt->backend : TC_BACKEND_CPU, step, d);
+}
+
+void tc_engine_describe_step_for(const tc_engine_t *e, tc_backend_kind backend, int step, tc_step_desc *d) {
     memset(d, 0, sizeof *d);
     const tc_graph *g = tc_engine_graph(e);
-    const tc_build_options *opt = tc_engine_options(e);
-    const tc_engine_backend_hooks *h = opt ? hooks_for(opt->backend) : NULL;
+    const tc_engine_backend_hooks *h = hooks_for(backend);
     if (!g || step < 0 || step >= g->nodes.n) return;
     const tc_node *n = g->nodes.items[step];
     snprintf(d->precision, sizeof d->precision, "%s", n->n_outputs ? tc_dtype_name(n->outputs[0]->dtype) : "-");
@@ -222,49 +232,8 @@ void tc_engine_describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     for (int i = 0; gemm_ops[i]; i++)
         if (strcmp(base, gemm_ops[i]) == 0) impl = "gemm";
     if (strcmp(base, "convolution") == 0) impl = "im2col+gemm";
-    snprintf(d->implementation, sizeof d->implementation, "%s:%s",
-             opt && opt->backend == TC_BACKEND_CUDA ? "cuda" : "cpu", impl);
-}
-
-/* The facts of the CUDA device an engine targets, from the device layer. */
-static tc_status default_cuda_target(const tc_build_options *opt, tc_engine_target *t, tc_error *err) {
-#ifdef TC_HAVE_CUDA
-    tc_cuda_device_props p;
-    TC_TRY(tc_cuda_device_info(opt->device, &p, err));
-    snprintf(t->device_name, sizeof t->device_name, "%s", p.name);
-    t->cc_major = p.cc_major, t->cc_minor = p.cc_minor, t->sm_count = p.sm_count;
-    char line[512];
-    if (tc_cuda_library_versions(line, sizeof line) == TC_OK) {
-        /* "cudart 13.0, driver 13.0, cuBLASLt 13.1.1, cuDNN 9.24.0, NVRTC 13.0" */
-        static const char *names[] = {"cudart ", "driver ", "cuBLASLt ", "cuDNN ", "NVRTC "};
-        char *dst[] = {t->cuda_version, t->driver_version, t->cublaslt_version, t->cudnn_version, t->nvrtc_version};
-        for (int i = 0; i < 5; i++) {
-            const char *s = strstr(line, names[i]);
-            if (!s) continue;
-            s += strlen(names[i]);
-            size_t k = strcspn(s, ",");
-            if (k > 31) k = 31;
-            memcpy(dst[i], s, k);
-            dst[i][k] = '\0';
-        }
-    }
-    return TC_OK;
-#else
-    (void)opt, (void)t;
-    return tc_errorf(err, TC_ERR_UNSUPPORTED, "this build of tensorc has no CUDA backend");
-#endif
-}
-
-static tc_status default_cuda_check(const tc_engine_target *t, const tc_build_options *opt, tc_error *err) {
-    tc_engine_target here = {0};
-    TC_TRY(default_cuda_target(opt, &here, err));
-    if (here.cc_major != t->cc_major || here.cc_minor != t->cc_minor)
-        return tc_errorf(err, TC_ERR_UNSUPPORTED,
-                         "the engine was built for %s (compute capability %d.%d), but device %d is %s (compute "
-                         "capability %d.%d)",
-                         t->device_name, t->cc_major, t->cc_minor, opt->device, here.device_name, here.cc_major,
-                         here.cc_minor);
-    return TC_OK;
+    if (backend == TC_BACKEND_CUDA) impl = "?"; /* a build without the CUDA backend cannot say */
+    snprintf(d->implementation, sizeof d->implementation, "%s:%s", backend == TC_BACKEND_CUDA ? "cuda" : "cpu", impl);
 }
 
 /* ---- writing -------------------------------------------------------------------------------- */
@@ -373,8 +342,12 @@ static tc_status serialize(const tc_engine_t *e, const tc_engine_save_info *info
     }
     tc_engine_target t = {.backend = opt->backend};
     if (opt->backend == TC_BACKEND_CPU) snprintf(t.device_name, sizeof t.device_name, "cpu");
-    else if (h && h->describe_target) TC_TRY(h->describe_target(e, &t, err));
-    else TC_TRY(default_cuda_target(opt, &t, err));
+    else if (h && h->describe_target) {
+        TC_TRY(h->describe_target(e, &t, err));
+        t.backend = opt->backend;
+    } else
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "the %s backend cannot describe its engines' target in this build",
+                         opt->backend == TC_BACKEND_CUDA ? "CUDA" : "?");
 
     tc_wbuf sec[6] = {{0}};
     tc_record_writer rw = {.n_steps = (uint32_t)g->nodes.n};
@@ -712,7 +685,14 @@ static tc_status deserialize(const unsigned char *p, size_t size, const tc_build
     if (same_backend && t->backend == TC_BACKEND_CUDA) {
         const tc_engine_backend_hooks *h = hooks_for(TC_BACKEND_CUDA);
         tc_error why = {0};
-        tc_status st = h && h->check_target ? h->check_target(t, &opt, &why) : default_cuda_check(t, &opt, &why);
+        tc_status st = h && h->check_target
+                           ? h->check_target(t, &opt, &why)
+                           : tc_errorf(&why, TC_ERR_UNSUPPORTED, "this build cannot check CUDA engine targets");
+        /* No usable GPU here: rebuilding would not help, running the graph elsewhere would. */
+        if (st == TC_ERR_CUDA || st == TC_ERR_INVALID_ARGUMENT)
+            return tc_errorf(err, st,
+                             "%s. Run it on a machine with that GPU, or run its graph on the CPU (`tensorc run "
+                             "--device cpu`, or load it with backend TC_BACKEND_CPU)", why.msg);
         if (st != TC_OK)
             return tc_errorf(err, st, "%s. Rebuild the engine on this machine with: %s", why.msg, rebuild_cmd(&info));
     }

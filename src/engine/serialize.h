@@ -158,11 +158,12 @@ tc_status tc_record_add(tc_record_writer *w, uint32_t step, uint32_t kind, const
 /* What a backend supplies so that its engines round-trip through files. Every member may be NULL. */
 typedef struct tc_engine_backend_hooks {
     /* Fills the target facts of an engine of this backend (device name, compute capability, SM
-     * count, library versions). Without it CUDA engines get the facts of their build device. */
+     * count, library versions). Required for a backend's engines to be saved. */
     tc_status (*describe_target)(const tc_engine_t *engine, tc_engine_target *target, tc_error *err);
     /* Whether this process can run an engine built for `target` on the device of `options`; on
-     * failure the message says what differs (the caller adds how to rebuild). Without it CUDA engines
-     * are checked for the same compute capability. */
+     * failure the message says what differs (the caller adds how to rebuild): TC_ERR_UNSUPPORTED for
+     * another GPU architecture, TC_ERR_VERSION for incompatible libraries, TC_ERR_CUDA when no usable
+     * GPU is there. Without it engines of the backend cannot be loaded for it. */
     tc_status (*check_target)(const tc_engine_target *target, const tc_build_options *options, tc_error *err);
     /* Writes the engine's per-step records (tactics, plans, cubins). */
     tc_status (*write_backend_records)(const tc_engine_t *engine, tc_record_writer *w, tc_error *err);
@@ -182,9 +183,13 @@ typedef struct tc_step_desc {
 
 /* The description of a step: the backend's hook, else the CPU's own. */
 void tc_engine_describe_step(const tc_engine_t *engine, int step, tc_step_desc *desc);
+/* The same as `backend` would run it, whatever backend the engine was loaded for (inspect shows a
+ * CUDA engine whose graph was loaded on the CPU); "cuda:?" when this build has no CUDA hooks. */
+void tc_engine_describe_step_for(const tc_engine_t *engine, tc_backend_kind backend, int step, tc_step_desc *desc);
 
 /* Installs the hooks of a backend (NULL removes them); the struct must outlive its use. Safe to call
- * from any thread; the CUDA backend calls it once before its first engine is built. */
+ * from any thread. A CUDA build uses the CUDA backend's hooks (src/backend/cuda/engine_file.c) when
+ * none are installed. */
 void tc_engine_set_backend_hooks(tc_backend_kind backend, const tc_engine_backend_hooks *hooks);
 
 #endif

@@ -6,6 +6,8 @@ composites tensorc implements whole, saved with torch.export.save next to the in
 Each model goes to DIR/<name>/: model.pt2, in_<k>.npy (k = user input name), out_<i>.npy and
 manifest.json. DIR defaults to $TENSORC_MODEL_DIR or build/models. A model is re-exported only when
 the manifest is missing or was written by another torch version or another version of this file.
+The full-size models of the GPU tests and the benchmark (FULL_SIZE_MODELS: resnet50, mobilenet_v3_large,
+vit_b_16, bert_base, each _f32 or _f16, fixed batch or _dyn) are exported only when named.
 """
 import argparse
 import hashlib
@@ -151,6 +153,77 @@ def build_cnn_bf16():
     return _SmallCNN().to(torch.bfloat16), (_image(hw=32, dtype=torch.bfloat16),), None, None
 
 
+# ---- full-size models (GPU tests and the benchmark) ---------------------------------------------
+
+FULL_SIZE = ("resnet50", "mobilenet_v3_large", "vit_b_16", "bert_base")
+BERT_SEQ = 128
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+class _BertIds(torch.nn.Module):
+    """BERT on token ids alone (no mask), as the benchmark's peers call it."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids):
+        out = self.bert(input_ids=input_ids)
+        return out.last_hidden_state, out.pooler_output
+
+
+def full_size_model(family, batch=1, dtype=torch.float32, mask=False, seed=SEED):
+    """(module in eval mode, example args) of a full-size model with random weights drawn from `seed`:
+    torchvision's resnet50 / mobilenet_v3_large / vit_b_16 on 224x224 images, or BERT-base
+    (BertConfig() defaults, SDPA attention, sequence BERT_SEQ) on token ids, plus an attention mask
+    with padding in its last row when mask=True. The weights are drawn in f32 and then converted,
+    so every dtype of one seed holds the same model."""
+    if family not in FULL_SIZE:
+        raise ValueError(f"unknown model family {family!r} (one of {', '.join(FULL_SIZE)})")
+    torch.manual_seed(seed)
+    if family == "bert_base":
+        from transformers import BertConfig, BertModel
+        bert = BertModel(BertConfig(attn_implementation="sdpa"))
+        ids = torch.randint(0, bert.config.vocab_size, (batch, BERT_SEQ), dtype=torch.int64)
+        if mask:
+            m = torch.ones(batch, BERT_SEQ, dtype=torch.int64)
+            m[-1, BERT_SEQ * 3 // 4:] = 0
+            module, args = _BertWrap(bert), (ids, m)
+        else:
+            module, args = _BertIds(bert), (ids,)
+    else:
+        import torchvision
+        module = getattr(torchvision.models, family)()
+        if family == "vit_b_16":
+            # torchvision zero-initializes the head and the class token: the logits would be all zeros
+            with torch.no_grad():
+                for p in (module.heads.head.weight, module.heads.head.bias, module.class_token):
+                    p.normal_(0, 0.05)
+        args = (torch.randn(batch, 3, 224, 224),)
+    module = _randomize_bn(module.eval()).to(dtype)
+    args = tuple(a.to(dtype) if a.is_floating_point() else a for a in args)
+    return module, args
+
+
+def _full_size_builder(family, dtype_name, dynamic):
+    def build():
+        # batch 2 (the padding row of BERT's mask is the second); a dynamic batch is exported at 2
+        # and also evaluated at 1 and 3
+        model, args = full_size_model(family, 2, DTYPES[dtype_name], mask=family == "bert_base")
+        if not dynamic:
+            return model, args, None, None
+        batch = torch.export.Dim("batch", min=1, max=256)
+        extra = [tuple(a[:1] for a in args),
+                 tuple(torch.cat([a, a[:1]]) for a in args)]
+        return model, args, tuple({0: batch} for _ in args), extra
+    build.__doc__ = f"{family} in {dtype_name}, {'dynamic' if dynamic else 'fixed'} batch"
+    return build
+
+
+FULL_SIZE_MODELS = {f"{fam}_{dt}{'_dyn' if dyn else ''}": _full_size_builder(fam, dt, dyn)
+                    for fam in FULL_SIZE for dt in ("f32", "f16") for dyn in (False, True)}
+
+
 MODELS = {
     "resnet18": build_resnet18,
     "mobilenet_v3_small": build_mobilenet_v3_small,
@@ -177,19 +250,24 @@ def _flatten(out):
     return flat
 
 
-def export_one(name, out_dir, force=False):
-    """Exports model `name` into out_dir/name (unless cached) and returns its manifest dict."""
+def export_one(name, out_dir, force=False, reference=True):
+    """Exports model `name` (of MODELS or FULL_SIZE_MODELS) into out_dir/name (unless cached) and
+    returns its manifest dict. reference=False skips the eager CPU outputs (the GPU tests compute
+    their own reference on the GPU); such a manifest's cases have "outputs": None."""
+    if name not in MODELS and name not in FULL_SIZE_MODELS:
+        raise KeyError(f"unknown model '{name}'")
     d = Path(out_dir) / name
     man_path = d / "manifest.json"
     if not force and man_path.exists():
         man = json.loads(man_path.read_text())
-        if man.get("stamp") == _stamp():
+        if man.get("stamp") == _stamp() and (man.get("reference", True) or not reference):
             man["dir"] = str(d)
             return man
     d.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(SEED)
-    model, args, dyn, extra = MODELS[name]()
-    model = _randomize_bn(model.eval())
+    model, args, dyn, extra = (MODELS.get(name) or FULL_SIZE_MODELS[name])()
+    # full_size_model randomizes its batch norms itself, before converting the dtype
+    model = _randomize_bn(model.eval()) if name in MODELS else model.eval()
     with torch.no_grad():
         ep = torch.export.export(model, args, dynamic_shapes=dyn)
         ep = ep.run_decompositions(decomp_table())
@@ -198,14 +276,16 @@ def export_one(name, out_dir, force=False):
              if s.kind == torch.export.graph_signature.InputKind.USER_INPUT]
     cases = []
     for ci, case_args in enumerate([args] + list(extra or [])):
-        with torch.no_grad():
-            outs = _flatten(model(*case_args))
-        case = {"inputs": {}, "outputs": []}
+        outs = None
+        if reference:
+            with torch.no_grad():
+                outs = _flatten(model(*case_args))
+        case = {"inputs": {}, "outputs": [] if reference else None}
         for n, a in zip(names, case_args):
             f = f"case{ci}_in_{n}.npy"
             np.save(d / f, to_numpy(a))
             case["inputs"][n] = f
-        for i, o in enumerate(outs):
+        for i, o in enumerate(outs or []):
             f = f"case{ci}_out_{i}.npy"
             np.save(d / f, to_numpy(o))
             case["outputs"].append({"file": f, "dtype": str(o.dtype).replace("torch.", ""),
@@ -213,7 +293,7 @@ def export_one(name, out_dir, force=False):
         cases.append(case)
     ops = sorted({str(n.target) for n in ep.graph.nodes if n.op == "call_function"})
     man = {"name": name, "stamp": _stamp(), "model": "model.pt2", "inputs": names, "cases": cases,
-           "ops": ops}
+           "ops": ops, "reference": bool(reference)}
     man_path.write_text(json.dumps(man, indent=1))
     man["dir"] = str(d)
     return man
@@ -223,12 +303,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=default_out_dir())
     p.add_argument("--force", action="store_true", help="re-export even when cached")
-    p.add_argument("names", nargs="*", help=f"models to export (default: all of {', '.join(MODELS)})")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the eager CPU outputs (slow for the full-size f16 models)")
+    p.add_argument("names", nargs="*", help=f"models to export (default: all of {', '.join(MODELS)}; "
+                                            f"also {', '.join(FULL_SIZE_MODELS)})")
     a = p.parse_args(argv)
     for n in a.names or MODELS:
-        if n not in MODELS:
+        if n not in MODELS and n not in FULL_SIZE_MODELS:
             p.error(f"unknown model '{n}'")
-        man = export_one(n, a.out, a.force)
+        man = export_one(n, a.out, a.force, reference=not a.no_reference)
         print(f"{n}: {man['dir']}/model.pt2 ({len(man['ops'])} distinct ops)")
     return 0
 

@@ -25,7 +25,7 @@ def engine(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "model.tce"
     r = tc("build", MODEL, "-o", path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"built {path}: cpu engine, 13 steps"), r.stdout
+    assert r.stdout.startswith(f"built {path}: cpu engine, 11 steps"), r.stdout
     return path
 
 
@@ -167,8 +167,8 @@ def test_inspect_model_is_not_an_engine():
 def test_inspect_text(engine):
     r = tc("inspect", engine)
     assert r.returncode == 0, r.stderr
-    assert "target: cpu" in r.stdout and "steps (13):" in r.stdout and "x " in r.stdout
-    assert "dim 0 = s77 in [1, 64] opt 2" in r.stdout and "memory: weights 97720 bytes" in r.stdout
+    assert "target: cpu" in r.stdout and "steps (11):" in r.stdout and "x " in r.stdout
+    assert "dim 0 = s77 in [1, 64] opt 2" in r.stdout and "memory: weights 96936 bytes" in r.stdout
 
 
 def test_run_accepts_engine_by_magic_whatever_its_name(engine, tmp_path):

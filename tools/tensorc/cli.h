@@ -30,4 +30,17 @@ int tc_cli_open(const char *cmd, const char *path, int device, int threads, tc_e
 /* Parses a decimal integer in [lo, hi]. */
 bool tc_cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 
+/* CUDA engines take and return device memory; run and bench stage host tensors through these.
+ * Each prints its error prefixed with "tensorc CMD: " and returns 1 on failure, else 0. */
+/* The GPU ordinal a CUDA engine runs on. */
+int tc_cli_engine_device(const tc_engine_t *engine);
+/* *dev = host's type with data in a new device buffer of GPU `device` holding host's bytes. */
+int tc_cli_to_device(const char *cmd, int device, const tc_tensor *host, tc_tensor *dev);
+/* *host = dev's type with data in a new malloc'ed buffer holding dev's bytes (free() it). */
+int tc_cli_to_host(const char *cmd, const tc_tensor *dev, tc_tensor *host);
+/* Bytes of a tensor's data (numel x dtype size). */
+size_t tc_cli_tensor_bytes(const tc_tensor *t);
+/* "cuda:0 NVIDIA H100 80GB HBM3 (compute capability 9.0, 132 SMs)", or "cuda:0 (unknown: why)". */
+void tc_cli_gpu_name(int device, char *buf, size_t size);
+
 #endif

@@ -1,6 +1,7 @@
 /* `tensorc bench ENGINE_OR_MODEL`: runs an engine repeatedly on random inputs at its opt shapes (or
- * a given batch) and reports host latency percentiles, mean, throughput and the device, like
- * trtexec; --json prints the same as one JSON object. */
+ * a given batch) and reports the first runs, host latency percentiles, mean, throughput, the device
+ * and, for CUDA engines, the GPU time per run from CUDA events, like trtexec; --json prints the same
+ * as one JSON object. */
 #define _POSIX_C_SOURCE 200809L
 #include "tensorc.h"
 #include "cli.h"
@@ -19,9 +20,12 @@ static void usage(FILE *f) {
             "usage: tensorc bench ENGINE.tce|MODEL.pt2 [--warmup N] [--iterations N] [--batch N] [--json]\n"
             "                    [--device cpu|cuda] [--threads N]\n\n"
             "Times repeated executions of an engine (or of a model built on the fly) on random inputs at the\n"
-            "engine's opt shapes, and prints the host latency of one execution (min, mean, p50, p90, p99, max\n"
-            "in ms), the throughput (inferences per second: batch x executions per second) and the device.\n\n"
-            "  --warmup N       executions before timing (default 10)\n"
+            "engine's opt shapes, and prints the time of the first two runs (CUDA: plans are built in the first,\n"
+            "the CUDA graph is captured in the second), the host latency of one synchronous execution (min,\n"
+            "mean, p50, p90, p99, max in ms), for CUDA engines the GPU time per execution (CUDA events around\n"
+            "N runs enqueued back to back, / N), the throughput (inferences per second: batch x executions\n"
+            "per second) and the device. CUDA inputs are copied to the GPU once, before timing.\n\n"
+            "  --warmup N       untimed executions after the first two (default 10)\n"
             "  --iterations N   timed executions (default 100)\n"
             "  --batch N        size of dim 0 of every input whose dim 0 is symbolic (default: its opt value)\n"
             "  --json           print one JSON object\n"
@@ -66,13 +70,64 @@ static void cpu_name(char *buf, size_t size) {
     fclose(f);
 }
 
-/* TODO(cuda): GPU time per execution from CUDA events recorded around tc_context_enqueue on the
- * context's stream, once CUDA contexts can execute (tc_cuda_exec_run is a placeholder today). The
- * hook returns false while there is nothing to measure, and bench then reports gpu time as null. */
-static bool gpu_time_ms(tc_context_t *ctx, double *ms) {
-    (void)ctx;
-    *ms = 0;
-    return false;
+static void json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static int exec_timed(tc_context_t *ctx, double *ms) {
+    double t0 = now_ms();
+    if (tc_context_execute(ctx) != TC_OK) {
+        fprintf(stderr, "tensorc bench: execution failed: %s\n", tc_context_last_error(ctx));
+        return 1;
+    }
+    *ms = now_ms() - t0;
+    return 0;
+}
+
+/* GPU time of one execution: n runs enqueued back to back on a stream of our own, between two CUDA
+ * events, divided by n. The host never waits inside the loop, so this is the device's time per run
+ * (graph replays plus the two cross-stream event waits of each enqueue), not the host's latency. */
+static int gpu_time(tc_context_t *ctx, int device, int64_t n, double *ms_per_run, double *ms_total) {
+    void *stream = NULL, *start = NULL, *end = NULL;
+    int rc = 1;
+    const char *what = "creating a CUDA stream";
+    if (tc_stream_create(device, &stream) != TC_OK) goto fail;
+    what = "creating CUDA events";
+    if (tc_event_create(device, &start) != TC_OK || tc_event_create(device, &end) != TC_OK) goto fail;
+    /* one untimed run on this stream first, so that the timed ones are plain replays */
+    if (tc_context_enqueue(ctx, stream) != TC_OK) goto fail_ctx;
+    what = "waiting for the GPU";
+    if (tc_device_synchronize(stream) != TC_OK) goto fail;
+    what = "recording a CUDA event";
+    if (tc_event_record(start, stream) != TC_OK) goto fail;
+    for (int64_t k = 0; k < n; k++)
+        if (tc_context_enqueue(ctx, stream) != TC_OK) goto fail_ctx;
+    if (tc_event_record(end, stream) != TC_OK) goto fail;
+    float ms = 0;
+    what = "timing with CUDA events";
+    if (tc_event_elapsed_ms(start, end, &ms) != TC_OK) goto fail;
+    *ms_total = ms;
+    *ms_per_run = ms / (double)n;
+    rc = 0;
+    goto out;
+fail_ctx:
+    fprintf(stderr, "tensorc bench: enqueued execution failed: %s\n", tc_context_last_error(ctx));
+    goto out;
+fail:
+    fprintf(stderr, "tensorc bench: %s: %s\n", what, tc_device_last_error());
+out:
+    if (stream) (void)tc_device_synchronize(stream);
+    tc_event_destroy(start);
+    tc_event_destroy(end);
+    tc_stream_destroy(stream);
+    return rc;
 }
 
 int tc_cli_bench(int argc, char **argv) {
@@ -135,17 +190,11 @@ int tc_cli_bench(int argc, char **argv) {
     int rc = 1;
     tc_engine_t *e = NULL;
     tc_context_t *ctx = NULL;
-    tc_tensor *in = NULL;
+    tc_tensor *in = NULL, *dev_in = NULL; /* dev_in: the inputs' device copies (CUDA engines) */
     double *lat = NULL;
     if (tc_cli_open("bench", path, device, (int)threads, &e) != 0) return 1;
     const tc_graph *g = tc_engine_graph(e);
     int ni = g->inputs.n;
-    if (tc_engine_backend(e) == TC_BACKEND_CUDA) {
-        /* TODO(cuda): stage random inputs in device memory (see gpu_time_ms) once CUDA contexts execute. */
-        fprintf(stderr, "tensorc bench: benchmarking CUDA engines is not available yet (the CUDA backend cannot "
-                        "execute); bench its graph on the CPU with --device cpu\n");
-        goto done;
-    }
     in = calloc((size_t)ni + 1, sizeof *in);
     int64_t *symvals = calloc((size_t)g->syms.atoms.n + 1, sizeof *symvals);
     if (!in || !symvals) {
@@ -210,12 +259,23 @@ int tc_cli_bench(int argc, char **argv) {
         }
     }
     free(symvals);
+    bool cuda = tc_engine_backend(e) == TC_BACKEND_CUDA;
+    int gpu = cuda ? tc_cli_engine_device(e) : -1;
     if (tc_context_create(e, &ctx) != TC_OK) {
         fprintf(stderr, "tensorc bench: %s\n", tc_engine_last_error(e));
         goto done;
     }
+    if (cuda) {
+        dev_in = calloc((size_t)ni + 1, sizeof *dev_in);
+        if (!dev_in) {
+            fprintf(stderr, "tensorc bench: out of memory\n");
+            goto done;
+        }
+    }
     for (int i = 0; i < ni; i++) {
-        if (tc_context_set_input(ctx, i, &in[i]) != TC_OK) {
+        /* CUDA engines read device memory: the inputs are copied once, so every run replays one graph */
+        if (cuda && tc_cli_to_device("bench", gpu, &in[i], &dev_in[i]) != 0) goto done;
+        if (tc_context_set_input(ctx, i, cuda ? &dev_in[i] : &in[i]) != TC_OK) {
             fprintf(stderr, "tensorc bench: %s\n", tc_context_last_error(ctx));
             goto done;
         }
@@ -225,27 +285,19 @@ int tc_cli_bench(int argc, char **argv) {
         fprintf(stderr, "tensorc bench: out of memory\n");
         goto done;
     }
-    for (int64_t k = 0; k < warmup; k++) {
-        if (tc_context_execute(ctx) != TC_OK) {
-            fprintf(stderr, "tensorc bench: execution failed: %s\n", tc_context_last_error(ctx));
-            goto done;
-        }
-    }
-    double gpu_sum = 0;
-    bool have_gpu = true;
+    /* The first run plans memory and, on CUDA, builds the library plans; the second captures the
+     * CUDA graph. Both are reported apart from the steady state. */
+    double first_ms = 0, second_ms = 0, dummy;
+    if (exec_timed(ctx, &first_ms) != 0) goto done;
+    if (exec_timed(ctx, &second_ms) != 0) goto done;
+    for (int64_t k = 0; k < warmup; k++)
+        if (exec_timed(ctx, &dummy) != 0) goto done;
     double t_start = now_ms();
-    for (int64_t k = 0; k < iters; k++) {
-        double t0 = now_ms();
-        if (tc_context_execute(ctx) != TC_OK) {
-            fprintf(stderr, "tensorc bench: execution failed: %s\n", tc_context_last_error(ctx));
-            goto done;
-        }
-        lat[k] = now_ms() - t0;
-        double gms;
-        if (have_gpu && gpu_time_ms(ctx, &gms)) gpu_sum += gms;
-        else have_gpu = false;
-    }
+    for (int64_t k = 0; k < iters; k++)
+        if (exec_timed(ctx, &lat[k]) != 0) goto done;
     double total = now_ms() - t_start;
+    double gpu_ms = 0, gpu_total = 0;
+    if (cuda && gpu_time(ctx, gpu, iters, &gpu_ms, &gpu_total) != 0) goto done;
     double mean = 0;
     for (int64_t k = 0; k < iters; k++) mean += lat[k];
     mean /= (double)iters;
@@ -253,13 +305,13 @@ int tc_cli_bench(int argc, char **argv) {
     int n = (int)iters;
     double p50 = percentile(lat, n, 50), p90 = percentile(lat, n, 90), p99 = percentile(lat, n, 99);
     double qps = total > 0 ? (double)iters * 1e3 / total : 0;
-    char dev[300];
-    if (tc_engine_backend(e) == TC_BACKEND_CPU) {
+    char dev[400];
+    if (!cuda) {
         char cpu[256];
         cpu_name(cpu, sizeof cpu);
         snprintf(dev, sizeof dev, "%s (%d threads)", cpu, tc_parallel_threads());
     } else {
-        snprintf(dev, sizeof dev, "cuda");
+        tc_cli_gpu_name(gpu, dev, sizeof dev);
     }
     char shape[512] = "";
     for (int i = 0; i < ni; i++) {
@@ -269,37 +321,46 @@ int tc_cli_bench(int argc, char **argv) {
             len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", d ? "x" : "", (long long)in[i].dims[d]);
     }
     if (json) {
-        printf("{\"engine\": \"");
-        for (const char *p = path; *p; p++) {
-            if (*p == '"' || *p == '\\') putchar('\\');
-            putchar(*p);
-        }
-        printf("\", \"device\": \"");
-        for (const char *p = dev; *p; p++) {
-            if (*p == '"' || *p == '\\') putchar('\\');
-            putchar(*p);
-        }
-        printf("\", \"inputs\": \"%s\", \"batch\": %lld, \"warmup\": %lld, \"iterations\": %lld, "
+        printf("{\"engine\": ");
+        json_string(path);
+        printf(", \"backend\": \"%s\", \"device\": ", cuda ? "cuda" : "cpu");
+        json_string(dev);
+        printf(", \"inputs\": ");
+        json_string(shape);
+        printf(", \"batch\": %lld, \"warmup\": %lld, \"iterations\": %lld, \"first_run_ms\": %.6f, "
+               "\"second_run_ms\": %.6f, "
                "\"latency_ms\": {\"min\": %.6f, \"mean\": %.6f, \"p50\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"max\": %.6f}, ",
-               shape, (long long)eff_batch, (long long)warmup, (long long)iters, lat[0], mean, p50, p90, p99, lat[n - 1]);
-        if (have_gpu) printf("\"gpu_time_ms\": {\"mean\": %.6f}, ", gpu_sum / (double)iters);
+               (long long)eff_batch, (long long)warmup, (long long)iters, first_ms, second_ms, lat[0], mean, p50, p90,
+               p99, lat[n - 1]);
+        if (cuda)
+            printf("\"gpu_time_ms\": {\"mean\": %.6f, \"total\": %.6f, \"iterations\": %lld, \"executions_per_s\": %.3f}, ",
+                   gpu_ms, gpu_total, (long long)iters, gpu_total > 0 ? (double)iters * 1e3 / gpu_total : 0.0);
         else printf("\"gpu_time_ms\": null, ");
         printf("\"throughput\": {\"executions_per_s\": %.3f, \"inferences_per_s\": %.3f}, \"total_ms\": %.3f}\n", qps,
                qps * (double)eff_batch, total);
     } else {
         printf("engine: %s\ndevice: %s\ninputs: %s (batch %lld)\n", path, dev, shape, (long long)eff_batch);
+        printf("first run: %.3f ms, second run: %.3f ms%s\n", first_ms, second_ms,
+               cuda ? " (the first builds plans, the second captures the CUDA graph)" : "");
         printf("warmup: %lld, iterations: %lld, total %.3f ms\n", (long long)warmup, (long long)iters, total);
         printf("host latency (ms): min %.4f  mean %.4f  p50 %.4f  p90 %.4f  p99 %.4f  max %.4f\n", lat[0], mean, p50,
                p90, p99, lat[n - 1]);
-        if (have_gpu) printf("gpu time (ms): mean %.4f\n", gpu_sum / (double)iters);
-        else printf("gpu time: n/a (%s)\n", tc_engine_backend(e) == TC_BACKEND_CPU ? "cpu engine" : "not measured yet");
+        if (cuda)
+            printf("gpu time (ms): mean %.4f per execution (%lld enqueued back to back, %.2f executions/s)\n", gpu_ms,
+                   (long long)iters, gpu_total > 0 ? (double)iters * 1e3 / gpu_total : 0.0);
+        else printf("gpu time: n/a (cpu engine)\n");
         printf("throughput: %.2f executions/s, %.2f inferences/s\n", qps, qps * (double)eff_batch);
     }
     rc = 0;
 done:
+    tc_context_free(ctx); /* before the device inputs it was bound to */
+    ctx = NULL;
     if (in)
         for (int i = 0; i < ni; i++) free(in[i].data);
+    if (dev_in)
+        for (int i = 0; i < ni; i++) tc_device_free(dev_in[i].data);
     free(in);
+    free(dev_in);
     free(lat);
     tc_context_free(ctx);
     tc_engine_free(e);

@@ -83,8 +83,14 @@ int tc_cli_open(const char *cmd, const char *path, int device, int threads, tc_e
             }
             free(buf);
         }
-        if (tc_engine_load(path, po, engine, err, sizeof err) != TC_OK) {
+        tc_status st = tc_engine_load(path, po, engine, err, sizeof err);
+        if (st != TC_OK) {
             fprintf(stderr, "tensorc %s: cannot load the engine %s\n", cmd, err);
+            /* the library's message speaks of options; say it the command line's way */
+            if (device < 0 && (st == TC_ERR_UNSUPPORTED || st == TC_ERR_CUDA || st == TC_ERR_VERSION ||
+                               st == TC_ERR_INVALID_ARGUMENT) && strstr(err, "CUDA"))
+                fprintf(stderr, "tensorc %s: to run its graph on the CPU instead: tensorc %s %s --device cpu\n", cmd, cmd,
+                        path);
             return 1;
         }
         return 0;
@@ -101,11 +107,65 @@ int tc_cli_open(const char *cmd, const char *path, int device, int threads, tc_e
     tc_status st = tc_engine_build(g, &opt, engine, err, sizeof err);
     tc_graph_free(g);
     if (st != TC_OK) {
-        fprintf(stderr, "tensorc %s: cannot build an engine for '%s': %s\n(`tensorc check %s` lists unsupported nodes)\n",
-                cmd, path, err, path);
+        fprintf(stderr, "tensorc %s: cannot build an engine for '%s': %s\n", cmd, path, err);
+        if (st == TC_ERR_UNSUPPORTED && strstr(err, "cannot run on the"))
+            fprintf(stderr, "(`tensorc check %s` lists unsupported nodes)\n", path);
         return 1;
     }
     return 0;
+}
+
+int tc_cli_engine_device(const tc_engine_t *engine) {
+    const tc_build_options *o = tc_engine_options(engine);
+    return o ? o->device : 0;
+}
+
+size_t tc_cli_tensor_bytes(const tc_tensor *t) {
+    size_t n = tc_dtype_size(t->dtype);
+    for (int d = 0; d < t->rank; d++) n *= (size_t)(t->dims[d] > 0 ? t->dims[d] : 0);
+    return n;
+}
+
+int tc_cli_to_device(const char *cmd, int device, const tc_tensor *host, tc_tensor *dev) {
+    *dev = *host;
+    dev->data = NULL;
+    size_t n = tc_cli_tensor_bytes(host);
+    if (tc_device_alloc(device, n, &dev->data) != TC_OK) {
+        fprintf(stderr, "tensorc %s: %s\n", cmd, tc_device_last_error());
+        return 1;
+    }
+    if (n && tc_device_copy(dev->data, host->data, n, TC_COPY_HOST_TO_DEVICE, NULL) != TC_OK) {
+        fprintf(stderr, "tensorc %s: copying an input to the GPU failed: %s\n", cmd, tc_device_last_error());
+        tc_device_free(dev->data);
+        dev->data = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int tc_cli_to_host(const char *cmd, const tc_tensor *dev, tc_tensor *host) {
+    *host = *dev;
+    size_t n = tc_cli_tensor_bytes(dev);
+    host->data = malloc(n ? n : 1);
+    if (!host->data) {
+        fprintf(stderr, "tensorc %s: out of memory for %zu bytes of output\n", cmd, n);
+        return 1;
+    }
+    if (n && tc_device_copy(host->data, dev->data, n, TC_COPY_DEVICE_TO_HOST, NULL) != TC_OK) {
+        fprintf(stderr, "tensorc %s: copying an output from the GPU failed: %s\n", cmd, tc_device_last_error());
+        free(host->data);
+        host->data = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+void tc_cli_gpu_name(int device, char *buf, size_t size) {
+    tc_device_info di;
+    if (tc_device_get_info(device, &di) == TC_OK)
+        snprintf(buf, size, "cuda:%d %s (compute capability %d.%d, %d SMs)", device, di.name, di.cc_major, di.cc_minor,
+                 di.sm_count);
+    else snprintf(buf, size, "cuda:%d (unknown: %s)", device, tc_device_last_error());
 }
 
 bool tc_cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
@@ -184,6 +244,21 @@ static const char *resolve_symbol(const tc_graph *g, const char *name, char *why
     }
     if (len < why_size) snprintf(why + len, why_size - len, ")");
     return NULL;
+}
+
+/* Whether a --fp16/--bf16 build computes in `low` anywhere, or has no f32 compute to lower: a graph
+ * whose node outputs include f32 but none of `low` was not lowered (the precision pass is absent, or
+ * found nothing safe to lower, which the user must hear about either way). */
+static bool lowered(const tc_graph *g, tc_dtype low) {
+    bool f32 = false;
+    for (int i = 0; i < g->nodes.n; i++) {
+        const tc_node *n = g->nodes.items[i];
+        for (int k = 0; k < n->n_outputs; k++) {
+            if (n->outputs[k]->dtype == low) return true;
+            if (n->outputs[k]->dtype == TC_F32) f32 = true;
+        }
+    }
+    return !f32;
 }
 
 static void append_cmd(char *buf, size_t size, const char *s) {
@@ -322,10 +397,29 @@ int tc_cli_build(int argc, char **argv) {
     opt.disable_tf32 = no_tf32;
     opt.workspace_bytes = workspace_mib > 0 ? (size_t)workspace_mib << 20 : 0;
     step(&pr, "building a %s engine (%d nodes)", device == TC_BACKEND_CUDA ? "cuda" : "cpu", tc_graph_num_nodes(g));
-    if (tc_engine_build(g, &opt, &engine, err, sizeof err) != TC_OK) {
-        fprintf(stderr, "tensorc build: cannot build an engine for '%s': %s\n(`tensorc check %s` lists unsupported nodes)\n",
-                model, err, model);
+    tc_status bst = tc_engine_build(g, &opt, &engine, err, sizeof err);
+    if (bst != TC_OK) {
+        fprintf(stderr, "tensorc build: cannot build an engine for '%s': %s\n", model, err);
+        if (bst == TC_ERR_UNSUPPORTED && strstr(err, "cannot run on the"))
+            fprintf(stderr, "(`tensorc check %s` lists unsupported nodes)\n", model);
         goto done;
+    }
+
+    if (device == TC_BACKEND_CUDA && (fp16 || bf16) && !lowered(tc_engine_graph(engine), fp16 ? TC_F16 : TC_BF16)) {
+        fprintf(stderr,
+                "tensorc build: %s: '%s' computes in f32 and nothing of it was lowered to %s (this build of tensorc "
+                "has no f32-to-%s precision pass yet, or found nothing safe to lower). Export the model in %s instead "
+                "(model.%s() and %s inputs before torch.export) and build that, or build this model with --fp32\n",
+                fp16 ? "--fp16" : "--bf16", model, fp16 ? "f16" : "bf16", fp16 ? "f16" : "bf16", fp16 ? "f16" : "bf16",
+                fp16 ? "half" : "bfloat16", fp16 ? "half" : "bfloat16");
+        goto done;
+    }
+    if (device == TC_BACKEND_CPU && (fp16 || bf16)) {
+        int ngpu = 0;
+        fprintf(stderr, "tensorc build: note: %s applies to CUDA engines; this CPU engine (the default device) computes "
+                "in the model's dtypes", fp16 ? "--fp16" : "--bf16");
+        if (tc_has_cuda() && tc_device_count(&ngpu) == TC_OK && ngpu > 0) fprintf(stderr, "; add --device cuda to build for the GPU");
+        fprintf(stderr, "\n");
     }
 
     char cmdline[1024] = "";
@@ -350,9 +444,15 @@ int tc_cli_build(int argc, char **argv) {
     }
     struct stat stt;
     size_t size = stat(out, &stt) == 0 ? (size_t)stt.st_size : 0;
-    printf("built %s: %s engine, %d steps, %d input(s), %d output(s), %zu bytes, in %.2f s\n", out,
-           device == TC_BACKEND_CUDA ? "cuda" : "cpu", tc_graph_num_nodes(g), tc_engine_num_inputs(engine),
-           tc_engine_num_outputs(engine), size, seconds_since(&pr.t0));
+    char gpu[400] = "";
+    if (device == TC_BACKEND_CUDA) {
+        char name[360];
+        tc_cli_gpu_name(tc_cli_engine_device(engine), name, sizeof name);
+        snprintf(gpu, sizeof gpu, " for %s", name);
+    }
+    printf("built %s: %s engine%s, %d steps, %d input(s), %d output(s), %zu bytes, in %.2f s\n", out,
+           device == TC_BACKEND_CUDA ? "cuda" : "cpu", gpu, tc_graph_num_nodes(tc_engine_graph(engine)),
+           tc_engine_num_inputs(engine), tc_engine_num_outputs(engine), size, seconds_since(&pr.t0));
     rc = 0;
 done:
     tc_engine_free(engine);

@@ -6,6 +6,10 @@
 #include "cli.h"
 #include "engine/serialize.h"
 
+#ifdef TC_HAVE_CUDA
+#include "backend/cuda/cuda.h"
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,13 +141,39 @@ static void print_io_json(FILE *f, const tc_graph *g, const char *name, const tc
     fprintf(f, "]}");
 }
 
-/* foreign: a CUDA engine loaded on the CPU, whose CUDA implementations this build cannot name */
-static void describe(const tc_engine_t *e, int step, bool foreign, tc_step_desc *d) {
-    tc_engine_describe_step(e, step, d);
-    if (foreign) snprintf(d->implementation, sizeof d->implementation, "cuda:?");
+/* Steps as the engine's target backend runs them, also when only its graph could be loaded here
+ * (a CUDA engine without a GPU or without the CUDA backend: then "cuda:?"). */
+static void describe(const tc_engine_t *e, int step, tc_backend_kind target, tc_step_desc *d) {
+    tc_engine_describe_step_for(e, target, step, d);
 }
 
-static int write_dot(const char *path, const tc_engine_t *e, const tc_graph *g, bool foreign) {
+/* The CUDA executor's fused steps of the graph ("conv1 + bn1 + relu1: convolution, folded scale,
+ * bias, relu"), one per line, in a malloc'ed string; NULL when this build has no CUDA backend or the
+ * lowering fails (*why then says so). */
+static char *cuda_steps(const tc_graph *g, int *n_steps, int *n_fused, char *why, size_t why_size) {
+    *n_steps = *n_fused = 0;
+    snprintf(why, why_size, "this build of tensorc has no CUDA backend");
+#ifdef TC_HAVE_CUDA
+    for (size_t n = (size_t)1 << 16; n <= (size_t)1 << 26; n *= 2) {
+        char *buf = malloc(n);
+        if (!buf) break;
+        tc_status st = tc_cuda_describe_steps(g, buf, n, n_steps, n_fused);
+        if (st == TC_OK) return buf;
+        if (st != TC_ERR_INVALID_ARGUMENT || strlen(buf) + 1 < n) { /* failed, not cut */
+            snprintf(why, why_size, "%s", buf);
+            free(buf);
+            return NULL;
+        }
+        free(buf);
+    }
+    snprintf(why, why_size, "out of memory describing the steps");
+#else
+    (void)g;
+#endif
+    return NULL;
+}
+
+static int write_dot(const char *path, const tc_engine_t *e, const tc_graph *g, tc_backend_kind target) {
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -162,7 +192,7 @@ static int write_dot(const char *path, const tc_engine_t *e, const tc_graph *g, 
     for (int s = 0; s < g->nodes.n; s++) {
         const tc_node *n = g->nodes.items[s];
         tc_step_desc d;
-        describe(e, s, foreign, &d);
+        describe(e, s, target, &d);
         fprintf(f, "  s%d [label=\"#%d ", s, s);
         dot_str(f, n->name);
         fprintf(f, "\\n");
@@ -255,13 +285,21 @@ int tc_cli_inspect(int argc, char **argv) {
         free(buf);
         return 1;
     }
-    /* a CUDA engine is inspected through its graph on a build without CUDA */
-    bool foreign = info.target.backend == TC_BACKEND_CUDA && !tc_has_cuda();
+    /* A CUDA engine that cannot run here (no CUDA backend, no GPU, another GPU architecture, other
+     * libraries) is still shown, through its graph loaded for the CPU; why it cannot run is reported. */
+    tc_backend_kind target = info.target.backend;
     tc_build_options over = info.options;
     over.backend = TC_BACKEND_CPU;
     tc_engine_t *e = NULL;
-    char msg[2048];
-    tc_status st = tc_engine_deserialize(buf, n, foreign ? &over : NULL, &e, msg, sizeof msg);
+    char msg[2048], why[2048] = "";
+    tc_status st = tc_engine_deserialize(buf, n, NULL, &e, msg, sizeof msg);
+    bool loadable = st == TC_OK;
+    if (st != TC_OK && target == TC_BACKEND_CUDA &&
+        (st == TC_ERR_UNSUPPORTED || st == TC_ERR_CUDA || st == TC_ERR_VERSION || st == TC_ERR_INVALID_ARGUMENT ||
+         st == TC_ERR_OUT_OF_MEMORY)) {
+        snprintf(why, sizeof why, "%s", msg);
+        st = tc_engine_deserialize(buf, n, &over, &e, msg, sizeof msg);
+    }
     free(buf);
     if (st != TC_OK) {
         fprintf(stderr, "tensorc inspect: cannot load the engine %s: %s\n", path, msg);
@@ -309,6 +347,9 @@ int tc_cli_inspect(int argc, char **argv) {
         json_str(out, info.model_name);
         fprintf(out, ", \"hash\": \"%016llx\"},\n  \"build_command\": ", (unsigned long long)info.model_hash);
         json_str(out, info.build_command);
+        fprintf(out, ",\n  \"loadable_here\": %s, \"load_error\": ", loadable ? "true" : "false");
+        if (loadable) fprintf(out, "null");
+        else json_str(out, why);
         fprintf(out, ",\n  \"inputs\": [");
         for (int i = 0; i < g->inputs.n; i++) {
             fprintf(out, "%s\n    ", i ? "," : "");
@@ -323,7 +364,7 @@ int tc_cli_inspect(int argc, char **argv) {
         for (int s = 0; s < g->nodes.n; s++) {
             const tc_node *nd = g->nodes.items[s];
             tc_step_desc d;
-            describe(e, s, foreign, &d);
+            describe(e, s, target, &d);
             fprintf(out, "%s\n    {\"index\": %d, \"node\": ", s ? "," : "", s);
             json_str(out, nd->name);
             fprintf(out, ", \"op\": ");
@@ -335,8 +376,31 @@ int tc_cli_inspect(int argc, char **argv) {
             json_str(out, nd->n_outputs ? type_str(g, nd->outputs[0], tb, sizeof tb) : "");
             fprintf(out, "}");
         }
+        if (target == TC_BACKEND_CUDA) {
+            int ns, nf;
+            char why_steps[1024];
+            char *cs = cuda_steps(g, &ns, &nf, why_steps, sizeof why_steps);
+            fprintf(out, "],\n  \"cuda_steps\": ");
+            if (cs) {
+                fprintf(out, "{\"steps\": %d, \"fused_nodes\": %d, \"lines\": [", ns, nf);
+                int k = 0;
+                for (char *line = strtok(cs, "\n"); line; line = strtok(NULL, "\n")) {
+                    fprintf(out, "%s\n    ", k++ ? "," : "");
+                    json_str(out, line);
+                }
+                fprintf(out, "]}");
+                free(cs);
+            } else {
+                fprintf(out, "{\"error\": ");
+                json_str(out, why_steps);
+                fprintf(out, "}");
+            }
+            fprintf(out, ",\n  \"memory\": {");
+        } else {
+            fprintf(out, "],\n  \"memory\": {");
+        }
         fprintf(out,
-                "],\n  \"memory\": {\"weights_bytes\": %zu, \"constants\": %d, \"activation_peak_bytes_at_opt\": %zu, "
+                "\"weights_bytes\": %zu, \"constants\": %d, \"activation_peak_bytes_at_opt\": %zu, "
                 "\"activation_total_bytes_at_opt\": %zu, \"step_records\": %u, \"step_record_bytes\": %llu}\n}\n",
                 tot.weights, tot.n_constants, tot.activation_peak, tot.activation_total, info.n_records,
                 (unsigned long long)info.record_bytes);
@@ -355,6 +419,7 @@ int tc_cli_inspect(int argc, char **argv) {
         printf("\nsource model: %s (hash %016llx)\n", info.model_name[0] ? info.model_name : "unknown",
                (unsigned long long)info.model_hash);
         if (info.build_command[0]) printf("rebuild with: %s\n", info.build_command);
+        if (!loadable) printf("cannot run here (steps shown from its graph): %s\n", why);
         printf("inputs:\n");
         for (int i = 0; i < g->inputs.n; i++) print_io_text(g, ((tc_value *)g->inputs.items[i])->name, g->inputs.items[i]);
         printf("outputs:\n");
@@ -363,7 +428,7 @@ int tc_cli_inspect(int argc, char **argv) {
         for (int s = 0; s < g->nodes.n; s++) {
             const tc_node *nd = g->nodes.items[s];
             tc_step_desc d;
-            describe(e, s, foreign, &d);
+            describe(e, s, target, &d);
             int a = (int)strlen(nd->name), b = (int)strlen(nd->op_name), c = (int)strlen(d.implementation);
             wn = a > wn ? (a < 48 ? a : 48) : wn;
             wo = b > wo ? (b < 48 ? b : 48) : wo;
@@ -374,16 +439,28 @@ int tc_cli_inspect(int argc, char **argv) {
         for (int s = 0; s < g->nodes.n; s++) {
             const tc_node *nd = g->nodes.items[s];
             tc_step_desc d;
-            describe(e, s, foreign, &d);
+            describe(e, s, target, &d);
             printf("  %4d  %-*s  %-*s  %-*s  %-5s %s\n", s, wn, nd->name, wo, nd->op_name, wi, d.implementation,
                    d.precision, nd->n_outputs ? type_str(g, nd->outputs[0], tb, sizeof tb) : "");
+        }
+        if (target == TC_BACKEND_CUDA) {
+            int ns, nf;
+            char why_steps[1024];
+            char *cs = cuda_steps(g, &ns, &nf, why_steps, sizeof why_steps);
+            if (cs) {
+                printf("cuda steps (%d, %d node(s) fused into another's step):\n", ns, nf);
+                for (char *line = strtok(cs, "\n"); line; line = strtok(NULL, "\n")) printf("  %s\n", line);
+                free(cs);
+            } else {
+                printf("cuda steps: unknown (%s)\n", why_steps);
+            }
         }
         printf("memory: weights %zu bytes in %d constants; activations at opt shapes: peak %zu bytes, total %zu bytes; "
                "step records: %u (%llu bytes)\n",
                tot.weights, tot.n_constants, tot.activation_peak, tot.activation_total, info.n_records,
                (unsigned long long)info.record_bytes);
     }
-    int rc = dot ? write_dot(dot, e, g, foreign) : 0;
+    int rc = dot ? write_dot(dot, e, g, target) : 0;
     tc_engine_free(e);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* `tensorc run ENGINE_OR_MODEL`: loads an engine file (.tce, detected by its magic) or imports a
- * model and builds a CPU engine, runs it once on inputs from .npy files (or deterministic random
- * ones), writes every output as .npy and prints a summary of each. */
+ * model and builds a CPU or CUDA engine, runs it once on inputs from .npy files (or deterministic
+ * random ones; copied to the GPU for CUDA engines), writes every output as .npy and prints a summary
+ * of each. */
 #define _POSIX_C_SOURCE 200809L
 #include "tensorc.h"
 #include "cli.h"
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
             "Inputs not given with --input are filled with deterministic random values from the seed\n"
             "(floats: normal(0, 1); integers: 0..9; bools: 0/1) at the shape given by --shape, else at the\n"
             "model's shape with symbolic dims at their export-time value. Prints each output's shape, dtype,\n"
-            "mean and max |x|.\n\n"
+            "mean and max |x|. CUDA engines get their inputs copied to the GPU and their outputs copied back.\n\n"
             "  --device cpu|cuda     where to run (default: the engine's own backend; cpu for a model)\n"
             "  --input NAME=FILE     an input from an .npy file (dtype and shape must match the model)\n"
             "  --output-dir DIR      where to write the outputs (default: no files written)\n"
@@ -194,8 +195,10 @@ int tc_cli_run(int argc, char **argv) {
     const tc_graph *g = NULL;
     tc_engine_t *engine = NULL;
     tc_context_t *ctx = NULL;
-    int ng = 0;
-    tc_tensor *tensors = NULL;
+    int ng = 0, gpu = -1;
+    bool cuda = false;
+    tc_tensor *tensors = NULL, *dev_in = NULL; /* dev_in: device copies of the inputs (CUDA engines) */
+    void *host_out = NULL; /* CUDA engines: the host copy of the output being summarized */
     if (tc_cli_open("run", path, device, (int)threads, &engine) != 0) goto done;
     g = tc_engine_graph(engine);
     ng = tc_graph_num_inputs(g);
@@ -213,19 +216,15 @@ int tc_cli_run(int argc, char **argv) {
             goto done;
         }
     }
-    if (tc_engine_backend(engine) == TC_BACKEND_CUDA) {
-        /* TODO(cuda): stage host inputs and outputs through device memory once the CUDA backend
-         * exposes host<->device copies for contexts; until then CUDA engines run with --device cpu. */
-        fprintf(stderr, "tensorc run: running a CUDA engine from the command line is not available yet; run its graph "
-                        "on the CPU with --device cpu\n");
-        goto done;
-    }
+    cuda = tc_engine_backend(engine) == TC_BACKEND_CUDA;
+    gpu = cuda ? tc_cli_engine_device(engine) : -1;
     if (tc_context_create(engine, &ctx) != TC_OK) {
         fprintf(stderr, "tensorc run: %s\n", tc_engine_last_error(engine));
         goto done;
     }
     tensors = calloc((size_t)ng + 1, sizeof *tensors);
-    if (!tensors) {
+    dev_in = calloc((size_t)ng + 1, sizeof *dev_in);
+    if (!tensors || !dev_in) {
         fprintf(stderr, "tensorc run: out of memory\n");
         goto done;
     }
@@ -298,7 +297,8 @@ int tc_cli_run(int argc, char **argv) {
         if (n_inputs) fprintf(stderr, "tensorc run: input '%s' not given; using random %s\n", v->name, shape_str(t, got, sizeof got));
     }
     for (int i = 0; i < ng; i++) {
-        if (tc_context_set_input(ctx, i, &tensors[i]) != TC_OK) {
+        if (cuda && tc_cli_to_device("run", gpu, &tensors[i], &dev_in[i]) != 0) goto done;
+        if (tc_context_set_input(ctx, i, cuda ? &dev_in[i] : &tensors[i]) != TC_OK) {
             fprintf(stderr, "tensorc run: %s\n", tc_context_last_error(ctx));
             goto done;
         }
@@ -312,11 +312,17 @@ int tc_cli_run(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < tc_engine_num_outputs(engine); i++) {
-        tc_tensor o;
+        tc_tensor o, od;
         const char *name = tc_engine_output_name(engine, i);
-        if (tc_context_get_output(ctx, i, &o) != TC_OK) {
+        if (tc_context_get_output(ctx, i, cuda ? &od : &o) != TC_OK) {
             fprintf(stderr, "tensorc run: output '%s': %s\n", name, tc_context_last_error(ctx));
             goto done;
+        }
+        free(host_out); /* the previous output's host copy */
+        host_out = NULL;
+        if (cuda) {
+            if (tc_cli_to_host("run", &od, &o) != 0) goto done;
+            host_out = o.data;
         }
         int64_t n = numel_of(&o);
         double sum = 0, amax = 0;
@@ -343,9 +349,15 @@ int tc_cli_run(int argc, char **argv) {
     }
     rc = 0;
 done:
+    tc_context_free(ctx); /* before the device inputs it was bound to */
+    ctx = NULL;
+    free(host_out);
     if (tensors)
         for (int i = 0; i < ng; i++) free(tensors[i].data);
+    if (dev_in)
+        for (int i = 0; i < ng; i++) tc_device_free(dev_in[i].data);
     free(tensors);
+    free(dev_in);
     tc_context_free(ctx);
     tc_engine_free(engine);
 out:

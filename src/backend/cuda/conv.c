@@ -1,11 +1,14 @@
 /* CUDA kernel for aten.convolution (1-D as 2-D with H = 1, and 2-D; strided, padded, dilated,
  * grouped, transposed) through cuDNN's graph API: forward convolutions are cuDNN fprop with the
- * bias fused as a pointwise add when an engine takes it, transposed ones cuDNN's data gradient.
+ * bias and a fused step's epilogue (relu, residual add, relu) as pointwise ops when an engine takes
+ * them, the rest of the epilogue by our kernels; transposed ones cuDNN's data gradient.
  * Data stays NCHW; only when cuDNN has no NCHW engine for a case are input, filter and output
  * moved through scratch memory in NHWC. Plans are cached per node and shape. */
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/cudnn.h"
+#include "backend/cuda/kernels/activation.h"
 #include "backend/cuda/kernels/conv.h"
+#include "backend/cuda/kernels/elementwise.h"
 #include "backend/cuda/kernels/pool.h"
 #include "core/dtype.h"
 
@@ -13,8 +16,10 @@
 #include <string.h>
 
 enum { SLOT_WS = 0, SLOT_X = 1, SLOT_W = 2, SLOT_Y = 3 };
-enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_T = 5 };
-enum { KEY_LEN = 28 };
+enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_R = 5, UID_T = 10 /* virtual: UID_T + k */ };
+enum { KEY_LEN = 34 };
+/* The stages after the convolution itself, in order: y = ep[n-1](... ep[0](conv(x, w))). */
+enum { EP_BIAS = 1, EP_RELU = 2, EP_RESIDUAL = 3, MAX_EP = 4 };
 
 typedef struct conv_shape {
     tc_dtype dtype;
@@ -25,13 +30,16 @@ typedef struct conv_shape {
      * and columns past OH2/OW2 (output_padding beyond what cuDNN's shape rule allows) get no
      * contribution and are zero before the bias */
     int64_t OH2, OW2, qh, qw;
-    unsigned align_x, align_w, align_y, align_b;
+    unsigned align_x, align_w, align_y, align_b, align_r;
+    int n_ep;
+    int ep[MAX_EP];
 } conv_shape;
 
 typedef struct conv_plan {
     int64_t key[KEY_LEN];
     tc_cudnn_graph *graph;
-    bool nhwc, fused_bias;
+    bool nhwc;
+    int fused; /* how many of the epilogue stages run inside the cuDNN graph */
 } conv_plan;
 
 static void conv_plan_free(void *ptr) {
@@ -61,7 +69,7 @@ static void make_key(const conv_shape *s, int64_t *k) {
     int64_t v[KEY_LEN] = {s->dtype, s->transposed, s->bias, s->allow_tf32, s->N,  s->C,  s->H,  s->W,  s->K,  s->OH,
                           s->OW,    s->KH,         s->KW,   s->G,          s->sh, s->sw, s->ph, s->pw, s->dh, s->dw,
                           s->OH2,   s->OW2,        s->qh,   s->qw,         s->align_x, s->align_w, s->align_y,
-                          s->align_b};
+                          s->align_b, s->align_r, s->n_ep, s->ep[0], s->ep[1], s->ep[2], s->ep[3]};
     memcpy(k, v, sizeof v);
 }
 
@@ -90,9 +98,9 @@ static tc_status add_tensor(tc_cudnn_graph *g, int64_t uid, tc_dtype t, const in
     return tc_cudnn_graph_tensor(g, &d, err);
 }
 
-/* One attempt: the graph for layout nhwc, with or without the fused bias, with or without the
- * reduced-precision engines. */
-static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, bool fuse_bias, bool relaxed,
+/* One attempt: the graph for layout nhwc with the first `fused` epilogue stages as pointwise ops
+ * (f32 virtual intermediates, one rounding into y), with or without the reduced-precision engines. */
+static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int fused, bool relaxed,
                              int64_t max_workspace, tc_cudnn_graph **out, tc_error *err) {
     *out = NULL;
     tc_cudnn_graph *g;
@@ -115,19 +123,29 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, bool 
     tc_status st = add_tensor(g, UID_X, s->dtype, in_d, in_s, ax, false, err);
     if (st == TC_OK) st = add_tensor(g, UID_W, s->dtype, w_d, w_s, aw, false, err);
     if (st == TC_OK) st = add_tensor(g, UID_Y, s->dtype, out_d, out_s, ay, false, err);
-    if (st == TC_OK && fuse_bias) {
-        int64_t b_d[4] = {1, s->K, 1, 1}, b_s[4];
-        strides_for(b_d, nhwc, b_s);
-        st = add_tensor(g, UID_B, s->dtype, b_d, b_s, s->align_b, false, err);
-        if (st == TC_OK) st = add_tensor(g, UID_T, TC_F32, out_d, out_s, 16, true, err);
+    for (int k = 0; st == TC_OK && k < fused; k++) {
+        if (s->ep[k] == EP_BIAS) {
+            int64_t b_d[4] = {1, s->K, 1, 1}, b_s[4];
+            strides_for(b_d, nhwc, b_s);
+            st = add_tensor(g, UID_B, s->dtype, b_d, b_s, s->align_b, false, err);
+        } else if (s->ep[k] == EP_RESIDUAL) {
+            st = add_tensor(g, UID_R, s->dtype, out_d, out_s, nhwc ? 16 : s->align_r, false, err);
+        }
+        /* the value entering stage k */
+        if (st == TC_OK) st = add_tensor(g, UID_T + k, TC_F32, out_d, out_s, 16, true, err);
     }
     if (st == TC_OK) {
         if (s->transposed)
             st = tc_cudnn_graph_conv(g, TC_CUDNN_CONV_DGRAD, UID_Y, UID_W, UID_X, &p, err);
         else
-            st = tc_cudnn_graph_conv(g, TC_CUDNN_CONV_FPROP, UID_X, UID_W, fuse_bias ? UID_T : UID_Y, &p, err);
+            st = tc_cudnn_graph_conv(g, TC_CUDNN_CONV_FPROP, UID_X, UID_W, fused ? UID_T : UID_Y, &p, err);
     }
-    if (st == TC_OK && fuse_bias) st = tc_cudnn_graph_pointwise(g, CUDNN_POINTWISE_ADD, UID_T, UID_B, UID_Y, err);
+    for (int k = 0; st == TC_OK && k < fused; k++) {
+        int64_t in = UID_T + k, res = k + 1 == fused ? UID_Y : UID_T + k + 1;
+        if (s->ep[k] == EP_BIAS) st = tc_cudnn_graph_pointwise(g, CUDNN_POINTWISE_ADD, in, UID_B, res, err);
+        else if (s->ep[k] == EP_RESIDUAL) st = tc_cudnn_graph_pointwise(g, CUDNN_POINTWISE_ADD, in, UID_R, res, err);
+        else st = tc_cudnn_graph_pointwise(g, CUDNN_POINTWISE_RELU_FWD, in, 0, res, err);
+    }
     if (st == TC_OK) {
         tc_cudnn_plan_options o = {0};
         o.forbid_tensor_cores = s->dtype == TC_F32 && !s->allow_tf32;
@@ -143,10 +161,12 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, bool 
     return TC_OK;
 }
 
-/* Tries NCHW before NHWC, and the fused bias before a separate bias pass; engines that compute in
- * reduced precision only when no other engine runs the case in either layout. Any failure moves on
- * to the next variant (engines reject patterns in several ways); the report keeps the message of
- * the plain strict NCHW attempt, the case that should always work. */
+/* Tries NCHW before NHWC, and in each layout the whole epilogue inside cuDNN first, then fewer
+ * stages (the rest run as our kernels); engines that compute in reduced precision only when no
+ * other engine runs the case in either layout. In NHWC the residual is not fused: it would need a
+ * transposed copy of its own. Any failure moves on to the next variant (engines reject patterns in
+ * several ways); the report keeps the message of the plain strict NCHW attempt, the case that
+ * should always work. */
 static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan *p) {
     void *handle = tc_cuda_cudnn(c);
     if (!handle) return tc_cuda_fail(c, TC_ERR_CUDA, "no cuDNN handle");
@@ -154,21 +174,24 @@ static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan
     tc_status first_status = TC_OK;
     int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
     for (int relaxed = 0; relaxed < 2; relaxed++)
-        for (int layout = 0; layout < 2; layout++)
-            for (int fuse = (s->bias && !s->transposed) ? 1 : 0; fuse >= 0; fuse--) {
-                tc_status st = build_graph(s, handle, layout == 1, fuse == 1, relaxed == 1, max_ws, &p->graph,
-                                           c->err);
+        for (int layout = 0; layout < 2; layout++) {
+            int most = s->transposed ? 0 : s->n_ep;
+            for (int k = 0; layout == 1 && k < most; k++)
+                if (s->ep[k] == EP_RESIDUAL) most = k;
+            for (int fused = most; fused >= 0; fused--) {
+                tc_status st = build_graph(s, handle, layout == 1, fused, relaxed == 1, max_ws, &p->graph, c->err);
                 if (st == TC_OK) {
                     p->nhwc = layout == 1;
-                    p->fused_bias = fuse == 1;
+                    p->fused = fused;
                     return TC_OK;
                 }
                 if (st == TC_ERR_OUT_OF_MEMORY) return relay(c, st);
-                if (first_status == TC_OK && !fuse) {
+                if (first_status == TC_OK && !fused) {
                     first_status = st;
                     snprintf(first, sizeof first, "%s", c->err->msg);
                 }
             }
+        }
     return tc_cuda_fail(c, first_status, "no cuDNN engine runs this %s %s convolution in NCHW or NHWC: %s",
                         tc_dtype_name(s->dtype), s->transposed ? "transposed" : "forward", first);
 }
@@ -193,8 +216,44 @@ static bool dgrad_dim(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
     return *out2 >= 1;
 }
 
+/* y += r elementwise (same dims and dtype), computed in f32 and rounded once, as add.Tensor. */
+static tc_status add_residual(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r) {
+    tc_cuda_bcast a;
+    memset(&a, 0, sizeof a);
+    a.op = TC_CUDA_B_ADD, a.dom = TC_CUDA_DOM_F32, a.nin = 2, a.rank = 1;
+    a.dims[0] = a.numel = y->numel;
+    for (int k = 0; k < 2; k++) {
+        a.in[k].data = k ? r->data : y->data;
+        a.in[k].dtype = y->dtype;
+        a.in[k].cast = TC_F32; /* no extra rounding: both operands already have y's dtype */
+        a.in[k].strides[0] = 1;
+    }
+    a.out = y->data, a.out_dtype = y->dtype;
+    a.alpha = 1.0, a.alpha_i = 1, a.qround = TC_F32;
+    return relay(c, tc_cuda_broadcast(&a, c->stream, c->err));
+}
+
+/* The epilogue stages from `from` on, in place on y, by our kernels (one rounding per stage, as the
+ * unfused nodes would round). */
+static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int from, const tc_cuda_tensor *b,
+                                 const tc_cuda_tensor *r, tc_cuda_tensor *y) {
+    static const double no_params[3] = {0, 0, 0};
+    for (int k = from; k < s->n_ep; k++) {
+        if (s->ep[k] == EP_BIAS)
+            TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->N, s->K, s->OH * s->OW, true,
+                                                      c->stream, c->err)));
+        else if (s->ep[k] == EP_RESIDUAL)
+            TC_TRY(add_residual(c, y, r));
+        else
+            TC_TRY(relay(c, tc_cuda_activation(TC_CUDA_A_RELU, y->data, y->dtype, y->data, y->dtype, y->numel,
+                                               no_params, 0, 0, c->stream, c->err)));
+    }
+    return TC_OK;
+}
+
 static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv_plan *p, const tc_cuda_tensor *x,
-                          const tc_cuda_tensor *w, const tc_cuda_tensor *b, tc_cuda_tensor *y) {
+                          const tc_cuda_tensor *w, const tc_cuda_tensor *b, const tc_cuda_tensor *r,
+                          tc_cuda_tensor *y) {
     size_t es = tc_dtype_size(s->dtype);
     bool cropped = s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW);
     int64_t out_sp = s->transposed ? s->OH2 * s->OW2 : s->OH * s->OW;
@@ -221,9 +280,14 @@ static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv
             return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %lld bytes of scratch memory for the cuDNN workspace",
                                 (long long)wsb);
     }
-    int64_t uids[4] = {UID_X, UID_W, UID_Y, UID_B};
-    void *ptrs[4] = {xp, wp, yp, p->fused_bias ? b->data : NULL};
-    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), p->fused_bias ? 4 : 3, uids, ptrs, ws, c->err);
+    int64_t uids[5] = {UID_X, UID_W, UID_Y};
+    void *ptrs[5] = {xp, wp, yp};
+    int n = 3;
+    for (int k = 0; k < p->fused; k++) {
+        if (s->ep[k] == EP_BIAS) uids[n] = UID_B, ptrs[n++] = b->data;
+        if (s->ep[k] == EP_RESIDUAL) uids[n] = UID_R, ptrs[n++] = r->data;
+    }
+    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), n, uids, ptrs, ws, c->err);
     if (st != TC_OK) {
         char msg[sizeof c->err->msg];
         snprintf(msg, sizeof msg, "%s", c->err->msg);
@@ -238,14 +302,15 @@ static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv
         tc_cuda_pad_args a = {.rank = 4, .in_dims = {s->N, s->K, s->OH2, s->OW2}, .out_dims = {s->N, s->K, s->OH, s->OW}};
         TC_TRY(relay(c, tc_cuda_constant_pad(&a, yp, y->data, es, c->stream, c->err)));
     }
-    if (b && !p->fused_bias)
-        TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->N, s->K, s->OH * s->OW, true,
-                                                  c->stream, c->err)));
-    return TC_OK;
+    return finish_epilogue(c, s, p->fused, b, r, y);
 }
 
 static tc_status cuda_convolution(const tc_cuda_call *c) {
-    const tc_cuda_tensor *x = tc_cuda_in(c, 0), *w = tc_cuda_in(c, 1), *b = tc_cuda_in(c, 2);
+    const tc_cuda_epilogue *epi = c->epi;
+    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
+    const tc_cuda_tensor *w = epi && epi->weight ? epi->weight : tc_cuda_in(c, 1);
+    const tc_cuda_tensor *b = epi && epi->bias ? epi->bias : tc_cuda_in(c, 2);
+    const tc_cuda_tensor *r = epi ? epi->residual : NULL;
     tc_cuda_tensor *y = c->out[0];
     int nsp = w->rank - 2;
     if (nsp != 1 && nsp != 2)
@@ -261,6 +326,16 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     s.transposed = tc_node_bool(c->node, 6);
     s.bias = b != NULL;
     s.allow_tf32 = tc_cuda_allow_tf32(c);
+    if (b) s.ep[s.n_ep++] = EP_BIAS;
+    if (epi) {
+        if ((epi->act1 != TC_CUDA_EPI_NONE && epi->act1 != TC_CUDA_EPI_RELU) ||
+            (epi->act2 != TC_CUDA_EPI_NONE && epi->act2 != TC_CUDA_EPI_RELU) || (epi->act2 && !r) ||
+            tc_node_bool(c->node, 6))
+            return tc_cuda_fail(c, TC_ERR_INTERNAL, "the executor gave this convolution an epilogue it cannot run");
+        if (epi->act1) s.ep[s.n_ep++] = EP_RELU;
+        if (r) s.ep[s.n_ep++] = EP_RESIDUAL;
+        if (epi->act2) s.ep[s.n_ep++] = EP_RELU;
+    }
     int64_t stride[2], pad[2], dil[2];
     params(c, 3, nsp, stride);
     params(c, 4, nsp, pad);
@@ -290,10 +365,16 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     if (!s.transposed && (s.H + 2 * s.ph < effh || s.W + 2 * s.pw < effw))
         return tc_cuda_fail(c, TC_ERR_SHAPE, "input of size %lldx%lld (padded %lldx%lld) is smaller than the kernel",
                             (long long)s.H, (long long)s.W, (long long)(s.H + 2 * s.ph), (long long)(s.W + 2 * s.pw));
+    if (r && (r->dtype != y->dtype || r->numel != y->numel || r->rank != y->rank ||
+              memcmp(r->dims, y->dims, sizeof(int64_t) * (size_t)y->rank) != 0))
+        return tc_cuda_fail(c, TC_ERR_SHAPE,
+                            "the fused residual's shape or dtype differs from the output's at run time");
     if (y->numel == 0) return TC_OK;
-    if (x->numel == 0 || w->numel == 0) /* an empty sum: only the bias is left */
-        return relay(c, tc_cuda_conv_channel_bias(y->data, b ? b->data : NULL, s.dtype, s.N, s.K, s.OH * s.OW, false,
-                                                  c->stream, c->err));
+    if (x->numel == 0 || w->numel == 0) { /* an empty sum: zeros, then the epilogue */
+        TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, NULL, s.dtype, s.N, s.K, s.OH * s.OW, false, c->stream,
+                                                  c->err)));
+        return finish_epilogue(c, &s, 0, b, r, y);
+    }
     if (!s.transposed) {
         if (s.OH != (s.H + 2 * s.ph - effh) / s.sh + 1 || s.OW != (s.W + 2 * s.pw - effw) / s.sw + 1)
             return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
@@ -305,6 +386,7 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     }
     s.align_x = alignment_of(x->data), s.align_w = alignment_of(w->data), s.align_y = alignment_of(y->data);
     s.align_b = b ? alignment_of(b->data) : 0;
+    s.align_r = r ? alignment_of(r->data) : 0;
 
     int64_t key[KEY_LEN];
     make_key(&s, key);
@@ -326,7 +408,7 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         }
         *slot = p;
     }
-    return run_plan(c, &s, p, x, w, b, y);
+    return run_plan(c, &s, p, x, w, b, r, y);
 }
 
 void tc_cuda_register_conv(tc_cuda_kernel *t) { t[TC_OP_CONVOLUTION] = cuda_convolution; }

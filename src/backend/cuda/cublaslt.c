@@ -2,6 +2,7 @@
  * its transpose in column-major order, so D = op(A) op(B) runs as D^T = op(B)^T op(A)^T: the
  * operands swap places and keep their own transpose flags. Plans are cached per node and shape. */
 #include "backend/cuda/cublaslt.h"
+#include "backend/cuda/kernels/activation.h"
 #include "backend/cuda/kernels/matmul.h"
 #include "core/dtype.h"
 
@@ -12,7 +13,7 @@
 
 /* Everything a plan depends on, as one array: compared on a cache hit so that a hash collision
  * rebuilds instead of running the wrong plan. */
-enum { KEY_LEN = 22 };
+enum { KEY_LEN = 23 };
 
 struct tc_gemm_plan {
     int64_t key[KEY_LEN];
@@ -84,6 +85,12 @@ static tc_status normalize(const tc_gemm_desc *d, tc_gemm_desc *out, tc_error *e
                          (long long)d->stride_d);
     if (d->stride_a < 0 || d->stride_b < 0 || d->bias_stride < 0)
         return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: negative batch stride");
+    if (d->act != TC_CUDA_EPI_NONE && d->act != TC_CUDA_EPI_RELU && d->act != TC_CUDA_EPI_GELU_TANH)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: unknown activation %d", (int)d->act);
+    if (d->act != TC_CUDA_EPI_NONE && (d->beta != 0 || d->dtype == TC_F64))
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT,
+                         "gemm: an activation epilogue needs beta = 0 and f32, f16 or bf16 (got beta %g, %s)",
+                         d->beta, tc_dtype_name(d->dtype));
     return TC_OK;
 }
 
@@ -96,7 +103,7 @@ static void make_key(const tc_gemm_desc *d, unsigned aa, unsigned ab, unsigned a
                           d->trans_a,   d->trans_b,  d->lda,      d->ldb,    d->ldd,
                           d->stride_a,  d->stride_b, d->stride_d, alpha,     beta,
                           d->bias,      d->bias_stride, d->allow_tf32, aa,   ab,
-                          ad,           (int64_t)abias ^ ((int64_t)ws << 16)};
+                          ad,           (int64_t)abias ^ ((int64_t)ws << 16), d->act};
     memcpy(k, v, sizeof v);
 }
 
@@ -152,9 +159,14 @@ tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *desc, unsigned align
     int32_t opa = d.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa), "TRANSA");
     LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb), "TRANSB");
-    if (p->epilogue_bias) {
-        uint32_t epi = CUBLASLT_EPILOGUE_BIAS;
+    uint32_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (d.act == TC_CUDA_EPI_RELU) epi = p->epilogue_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    else if (d.act == TC_CUDA_EPI_GELU_TANH)
+        epi = p->epilogue_bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    else if (p->epilogue_bias) epi = CUBLASLT_EPILOGUE_BIAS;
+    if (epi != CUBLASLT_EPILOGUE_DEFAULT)
         LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi), "EPILOGUE");
+    if (p->epilogue_bias) {
         /* The heuristic reads the bias pointer's alignment only; a stand-in with the promised
          * alignment lets it choose before the real pointer is known. */
         const void *fake = (const void *)(uintptr_t)(align_bias ? align_bias : 16);
@@ -258,6 +270,11 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         if (d.ldd != d.N || (d.batch > 1 && (d.stride_d != d.M * d.N || (d.bias && d.bias_stride != 0))))
             return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 needs a packed output and one bias vector");
         s = tc_cuda_rows_scale_bias(D, d.bias ? bias : NULL, d.dtype, d.batch * d.M, d.N, d.beta, c->stream, c->err);
+        if (s == TC_OK && d.act != TC_CUDA_EPI_NONE) {
+            static const double no_params[3] = {0, 0, 0};
+            s = tc_cuda_activation(d.act == TC_CUDA_EPI_RELU ? TC_CUDA_A_RELU : TC_CUDA_A_GELU_TANH, D, d.dtype, D,
+                                   d.dtype, d.batch * d.M * d.N, no_params, 0, 0, c->stream, c->err);
+        }
         return s == TC_OK ? TC_OK : relay(c, s);
     }
     unsigned aa = tc_gemm_alignment(A), ab = tc_gemm_alignment(B), ad = tc_gemm_alignment(D);

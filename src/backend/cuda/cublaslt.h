@@ -16,7 +16,8 @@
  * 0 repeats one matrix for every batch (not allowed for D when batch > 1). beta != 0 reads D, so
  * the caller fills it first; beta == 0 never reads it. bias, when set, is a length-N vector of the
  * same dtype added to every row of D (bias_stride apart per batch; 0 = the same vector): the BIAS
- * epilogue for f32/f16/bf16, a separate pass for f64. */
+ * epilogue for f32/f16/bf16, a separate pass for f64. act (TC_CUDA_EPI_RELU or GELU_TANH, f32/f16/bf16
+ * and beta == 0 only) is applied last, after the bias, as cuBLASLt's RELU / GELU epilogue. */
 typedef struct tc_gemm_desc {
     tc_dtype dtype;
     int64_t batch, M, N, K;
@@ -27,6 +28,7 @@ typedef struct tc_gemm_desc {
     bool bias;
     int64_t bias_stride;
     bool allow_tf32;
+    tc_cuda_epi_act act;
 } tc_gemm_desc;
 
 typedef struct tc_gemm_plan tc_gemm_plan;

@@ -19,6 +19,29 @@ typedef struct tc_cuda_tensor {
 typedef struct tc_cuda_exec tc_cuda_exec;
 typedef struct tc_cuda_engine tc_cuda_engine;
 
+/* What a fused step adds to its first node's kernel (the executor groups nodes into steps when the
+ * engine is built; see docs/cuda-backend.md). Only convolution and the matrix-product kernels
+ * (mm, addmm, linear) are ever handed one; for every other node tc_cuda_call.epi is NULL. The
+ * step's result is written to c->out[0], which has the head node's output shape and dtype:
+ *   y = act2(act1(op(x, weight) + bias) + residual)
+ * computed in f32 and rounded once where the library fuses it, or one rounding per stage (as
+ * the unfused nodes would round) where the kernel applies a stage itself. */
+typedef enum tc_cuda_epi_act {
+    TC_CUDA_EPI_NONE,
+    TC_CUDA_EPI_RELU,
+    TC_CUDA_EPI_GELU_TANH /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), cuBLASLt's GELU */
+} tc_cuda_epi_act;
+
+typedef struct tc_cuda_epilogue {
+    /* convolution only: the weight and the per-output-channel bias to use instead of the node's own
+     * (batch norms and per-channel adds folded in at build time); NULL: the node's own. */
+    const tc_cuda_tensor *weight, *bias;
+    tc_cuda_epi_act act1;
+    /* convolution only: NULL, or a tensor of the output's dims and dtype added after act1 */
+    const tc_cuda_tensor *residual;
+    tc_cuda_epi_act act2; /* after the residual; NONE without one */
+} tc_cuda_epilogue;
+
 typedef struct tc_cuda_call {
     const tc_graph *g;
     const tc_node *node;
@@ -28,6 +51,7 @@ typedef struct tc_cuda_call {
     tc_cuda_exec *exec;
     void *stream;               /* cudaStream_t */
     tc_error *err;
+    const tc_cuda_epilogue *epi; /* NULL unless this call runs a fused step (see above) */
 } tc_cuda_call;
 
 typedef tc_status (*tc_cuda_kernel)(const tc_cuda_call *c);
@@ -99,6 +123,27 @@ size_t tc_cuda_workspace_limit(const tc_cuda_call *c);
  * nothing may be allocated, freed or synchronized. */
 bool tc_cuda_capturing(const tc_cuda_call *c);
 
+/* A device word for kernels that find an error they cannot report without a sync (an index out
+ * of range, an integer division by zero): the kernel ORs a nonzero value into it and carries on
+ * without reading out of bounds. The executor clears the words at the start of every run (inside
+ * the captured graph), copies them back at its end, and tc_cuda_exec_sync (also the end of a
+ * shape set's first run) fails with the node, its op and the message given here, which describes
+ * the failure for this call's shapes ("an index is out of range for dimension 0 of size 10").
+ * Only nodes the executor reserved a word for may ask (embedding, index_select, gather,
+ * index.Tensor, and div.Tensor_mode / remainder.Tensor with an integer result); for any other node
+ * the call fails, naming it, and NULL is returned. */
+unsigned int *tc_cuda_error_flag(const tc_cuda_call *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The steps the executor lowers graph g to (TENSORC_CUDA_FUSE=0 turns fusion off), one line per
+ * step naming its nodes and how they run, e.g. "conv1 + bn1 + relu1: convolution, bias, relu";
+ * needs no GPU. *n_steps and *n_fused (nodes that run inside another node's step) may be NULL.
+ * TC_ERR_INVALID_ARGUMENT when the text does not fit in n bytes (it is cut, NUL-terminated). */
+tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_steps, int *n_fused);
+
 /* What an execution context has done so far, for tests and `tensorc bench`. */
 typedef struct tc_cuda_exec_stats {
     uint64_t runs;              /* tc_cuda_exec_run calls that got as far as launching work */
@@ -113,6 +158,9 @@ typedef struct tc_cuda_exec_stats {
     int shape_sets;             /* shape sets cached now (at most TC_CUDA_MAX_SHAPE_SETS) */
     size_t arena_bytes, scratch_bytes, output_bytes, weight_bytes; /* device memory held */
     bool graphs_enabled;        /* false when TENSORC_CUDA_GRAPHS=0 or TENSORC_CUDA_SYNC=1 */
+    int steps;                  /* kernel calls per run after fusion (the engine's step count) */
+    int fused_nodes;            /* graph nodes that run inside another node's step */
+    int error_flags;            /* device error words (nodes that can fail on the device) */
 } tc_cuda_exec_stats;
 #define TC_CUDA_MAX_SHAPE_SETS 8
 #define TC_CUDA_GRAPHS_PER_SHAPE_SET 4

@@ -246,6 +246,12 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_INVALID_ARGUMENT,
                             "integer division by zero (PyTorch raises ZeroDivisionError): the scalar divisor "
                             "element 0 is 0");
+    if (b.dom == TC_CUDA_DOM_I64 && is_tensor[1] &&
+        (b.op == TC_CUDA_B_DIV_TRUNC || b.op == TC_CUDA_B_DIV_FLOOR || b.op == TC_CUDA_B_REM)) {
+        b.err_flag = tc_cuda_error_flag(c, "integer division by zero (PyTorch raises ZeroDivisionError): an element "
+                                           "of the divisor tensor is 0");
+        if (!b.err_flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the division check");
+    }
     plan_broadcast(&b, y, ranks, (const int64_t(*)[TC_MAX_RANK])dims, is_tensor);
     b.numel = y->numel;
     b.out = y->data;

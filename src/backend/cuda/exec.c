@@ -99,10 +99,17 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     e->device = dev;
     e->sync_each = env_flag("TENSORC_CUDA_SYNC", false);
     e->use_graphs = env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each;
+    e->fuse = env_flag("TENSORC_CUDA_FUSE", true);
+    tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
+    if (st != TC_OK) {
+        free(e);
+        return st;
+    }
     tc_cuda_dev_guard gd;
-    tc_status st = tc_cuda_device_info(dev, &e->props, err);
+    st = tc_cuda_device_info(dev, &e->props, err);
     if (st == TC_OK) st = tc_cuda_dev_enter(dev, &gd, err);
     if (st != TC_OK) {
+        tc_cuda_free_steps(e);
         free(e);
         return st;
     }
@@ -112,7 +119,7 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     for (int i = 0; st == TC_OK && i < g->values.n; i++) {
         const tc_value *v = g->values.items[i];
         e->const_off[i] = SIZE_MAX;
-        if (v->kind != TC_VALUE_CONSTANT) continue;
+        if (v->kind != TC_VALUE_CONSTANT || !e->uploaded[i]) continue; /* folded into a derived constant */
         size_t n = value_bytes_static(v);
         if (n && !v->data) {
             st = tc_errorf(err, TC_ERR_INVALID_GRAPH, "constant '%s' has no data", v->name);
@@ -120,6 +127,10 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
         }
         e->const_off[i] = total;
         total += tc_cuda_round_up(n, TC_CUDA_ALIGN);
+    }
+    for (int i = 0; st == TC_OK && i < e->n_derived; i++) {
+        e->derived[i].off = total;
+        total += tc_cuda_round_up((size_t)e->derived[i].numel * tc_dtype_size(e->derived[i].dtype), TC_CUDA_ALIGN);
     }
     if (st == TC_OK) {
         cudaError_t ce = cudaMalloc((void **)&e->weights, total + TC_CUDA_ALIGN);
@@ -138,8 +149,15 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     for (int i = 0; st == TC_OK && i < g->values.n; i++) {
         const tc_value *v = g->values.items[i];
         size_t n = value_bytes_static(v);
-        if (v->kind != TC_VALUE_CONSTANT || !n) continue;
+        if (v->kind != TC_VALUE_CONSTANT || !n || e->const_off[i] == SIZE_MAX) continue;
         st = TC_CUDA_CHECK(cudaMemcpy(e->weights + e->const_off[i], v->data, n, cudaMemcpyHostToDevice), err);
+    }
+    for (int i = 0; st == TC_OK && i < e->n_derived; i++) {
+        tc_cuda_derived *d = &e->derived[i];
+        size_t n = (size_t)d->numel * tc_dtype_size(d->dtype);
+        if (n) st = TC_CUDA_CHECK(cudaMemcpy(e->weights + d->off, d->host, n, cudaMemcpyHostToDevice), err);
+        free(d->host);
+        d->host = NULL;
     }
     if (st == TC_OK) {
         e->weight_bytes = total;
@@ -164,6 +182,7 @@ void tc_cuda_engine_free(tc_cuda_engine *e) {
         if (ok) tc_cuda_dev_leave(&gd);
     }
     free(e->const_off);
+    tc_cuda_free_steps(e);
     free(e);
 }
 
@@ -327,6 +346,24 @@ size_t tc_cuda_workspace_limit(const tc_cuda_call *c) {
 
 bool tc_cuda_capturing(const tc_cuda_call *c) { return c->exec->mode != TC_CUDA_MODE_EAGER; }
 
+unsigned int *tc_cuda_error_flag(const tc_cuda_call *c, const char *fmt, ...) {
+    tc_cuda_exec *x = c->exec;
+    int slot = c->node->id < x->g->nodes.n ? x->e->flag_slot[c->node->id] : -1;
+    if (slot < 0 || !x->flags_dev) {
+        side_failf(x, TC_ERR_INTERNAL,
+                   "the kernel asked for a device error word but the executor reserved none for this op (add it to "
+                   "can_fail_on_device in exec_steps.c)");
+        return NULL;
+    }
+    if (x->cur_set && x->cur_set->flag_msgs) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->cur_set->flag_msgs + (size_t)slot * TC_CUDA_FLAG_MSG, TC_CUDA_FLAG_MSG, fmt, ap);
+        va_end(ap);
+    }
+    return x->flags_dev + slot;
+}
+
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *)) {
     tc_cuda_exec *x = c->exec;
     int node = c->node->id;
@@ -359,6 +396,7 @@ void tc_cuda_shape_set_free(tc_cuda_shape_set *s) {
     }
     free(s->in_dims);
     free(s->offs);
+    free(s->flag_msgs);
     free(s->out_types);
     free(s->out_bytes);
     memset(s, 0, sizeof *s);
@@ -379,6 +417,8 @@ void tc_cuda_exec_free(tc_cuda_exec *x) {
     if (x->dnn) cudnnDestroy(x->dnn);
     if (x->lt) cublasLtDestroy(x->lt);
     if (x->arena) (void)cudaFree(x->arena);
+    if (x->flags_dev) (void)cudaFree(x->flags_dev);
+    if (x->flags_host) (void)cudaFreeHost(x->flags_host);
     for (int i = 0; i < TC_CUDA_SCRATCH_SLOTS; i++)
         if (x->scratch[i]) (void)cudaFree(x->scratch[i]);
     for (int i = 0; x->out_buf && i < x->n_out; i++)
@@ -400,6 +440,7 @@ void tc_cuda_exec_free(tc_cuda_exec *x) {
     free(x->out_buf);
     free(x->out_cap);
     free(x->out_view);
+    free(x->derived_t);
     free(x);
 }
 
@@ -432,16 +473,30 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
     x->out_buf = calloc((size_t)x->n_out + 1, sizeof *x->out_buf);
     x->out_cap = calloc((size_t)x->n_out + 1, sizeof *x->out_cap);
     x->out_view = calloc((size_t)x->n_out + 1, sizeof *x->out_view);
+    x->derived_t = calloc((size_t)e->n_derived + 1, sizeof *x->derived_t);
     if (!x->vals || !x->in_ptrs || !x->out_ptrs || !x->symvals || !x->bound || !x->last_use || !x->out_first ||
-        !x->key_dims || !x->ptrs || !x->out_buf || !x->out_cap || !x->out_view) {
+        !x->key_dims || !x->ptrs || !x->out_buf || !x->out_cap || !x->out_view || !x->derived_t) {
         tc_cuda_exec_free(x);
         return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     }
     for (int i = 0; i < nv; i++) x->last_use[i] = -1, x->out_first[i] = -1;
-    for (int i = 0; i < g->nodes.n; i++) {
-        tc_node *n = g->nodes.items[i];
-        for (int k = 0; k < n->n_inputs; k++)
-            if (n->inputs[k]) x->last_use[n->inputs[k]->id] = i;
+    /* liveness in steps: a fused step reads every input of its nodes that no node of it makes */
+    for (int si = 0; si < e->n_steps; si++) {
+        const tc_cuda_step *s = &e->steps[si];
+        for (int j = 0; j < s->count; j++) {
+            const tc_node *n = g->nodes.items[e->step_nodes[s->first + j]];
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k]) x->last_use[n->inputs[k]->id] = si;
+        }
+    }
+    for (int i = 0; i < e->n_derived; i++) {
+        const tc_cuda_derived *d = &e->derived[i];
+        tc_cuda_tensor *t = &x->derived_t[i];
+        t->dtype = d->dtype;
+        t->rank = d->rank;
+        memcpy(t->dims, d->dims, sizeof t->dims);
+        t->numel = d->numel;
+        t->data = d->numel ? (void *)(e->weights + d->off) : e->empty;
     }
     for (int i = x->n_out - 1; i >= 0; i--) {
         const tc_value *v = g->outputs.items[i];
@@ -449,6 +504,9 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
     }
     x->stats.graphs_enabled = e->use_graphs;
     x->stats.weight_bytes = e->weight_bytes;
+    x->stats.steps = e->n_steps;
+    x->stats.fused_nodes = e->n_fused;
+    x->stats.error_flags = e->n_flags;
     tc_cuda_dev_guard gd;
     tc_status st = tc_cuda_dev_enter(e->device, &gd, err);
     if (st != TC_OK) {
@@ -458,6 +516,12 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
     st = TC_CUDA_CHECK(cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking), err);
     if (st == TC_OK) st = TC_CUDA_CHECK(cudaEventCreateWithFlags(&x->ev_in, cudaEventDisableTiming), err);
     if (st == TC_OK) st = TC_CUDA_CHECK(cudaEventCreateWithFlags(&x->ev_out, cudaEventDisableTiming), err);
+    if (st == TC_OK && e->n_flags) {
+        size_t fb = (size_t)e->n_flags * sizeof(unsigned int);
+        st = TC_CUDA_CHECK(cudaMalloc((void **)&x->flags_dev, fb), err);
+        if (st == TC_OK) st = TC_CUDA_CHECK(cudaHostAlloc((void **)&x->flags_host, fb, cudaHostAllocDefault), err);
+        if (st == TC_OK) memset(x->flags_host, 0, fb);
+    }
     tc_cuda_dev_leave(&gd);
     if (st != TC_OK) {
         tc_cuda_exec_free(x);

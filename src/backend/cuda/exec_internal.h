@@ -24,6 +24,41 @@ typedef struct tc_cuda_dev_guard {
 tc_status tc_cuda_dev_enter(int dev, tc_cuda_dev_guard *gd, tc_error *err);
 void tc_cuda_dev_leave(const tc_cuda_dev_guard *gd);
 
+typedef enum tc_cuda_step_kind {
+    TC_CUDA_STEP_NODE, /* one node, its own kernel */
+    TC_CUDA_STEP_CONV, /* convolution + folded batch norms / per-channel adds + relu / residual add + relu */
+    TC_CUDA_STEP_GEMM  /* mm / addmm / linear + relu or gelu, as a cuBLASLt epilogue */
+} tc_cuda_step_kind;
+
+/* A constant the engine makes at build time (a convolution weight and bias with batch norms and
+ * per-channel adds folded in), stored in the weight allocation after the graph's constants. */
+typedef struct tc_cuda_derived {
+    tc_dtype dtype;
+    int rank;
+    int64_t dims[TC_MAX_RANK];
+    int64_t numel;
+    size_t off;             /* in e->weights */
+    void *host;             /* the values, until they are uploaded */
+} tc_cuda_derived;
+
+/* One kernel call per run: a node, or a fused group whose head node's kernel computes the output
+ * of its last node. Steps are in the order of their last nodes, which keeps every input of a
+ * group (a residual made by a later branch included) ready before the step runs. */
+typedef struct tc_cuda_step {
+    tc_cuda_step_kind kind;
+    int node;               /* the head node (index in g->nodes): its kernel runs the step */
+    int last;               /* the node whose output the step produces */
+    int first, count;       /* its nodes: e->step_nodes[first .. first + count), head first */
+    int weight, bias;       /* derived constants replacing the head's weight / bias, -1: its own */
+    int residual;           /* value id added after act1, -1 */
+    tc_cuda_epi_act act1, act2;
+} tc_cuda_step;
+
+/* Lowers e->g to steps (fills steps, step_nodes, derived with host values, uploaded, flag_slot);
+ * fuse = false gives one step per node. Needs no device. */
+tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err);
+void tc_cuda_free_steps(tc_cuda_engine *e);
+
 struct tc_cuda_engine {
     const tc_graph *g;
     tc_build_options opt;
@@ -35,6 +70,17 @@ struct tc_cuda_engine {
     void *empty;            /* a valid device address for tensors without elements (never read or written) */
     bool use_graphs;        /* TENSORC_CUDA_GRAPHS (default on) */
     bool sync_each;         /* TENSORC_CUDA_SYNC=1: synchronize after every node to find faulting kernels */
+    bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
+    int n_steps;
+    tc_cuda_step *steps;
+    int *step_nodes;
+    int n_fused;            /* nodes inside another node's step */
+    int n_derived;
+    tc_cuda_derived *derived;
+    bool *uploaded;         /* per value id: a constant some step reads (the others stay on the host) */
+    int n_flags;            /* device error words: one per node that can fail on the device */
+    int *flag_slot;         /* per node id: its word, or -1 */
+    int *flag_node;         /* per word: the node id */
 };
 
 typedef struct tc_cuda_graph_variant {
@@ -51,6 +97,7 @@ typedef struct tc_cuda_shape_set {
     int64_t *in_dims;       /* every input's dims, concatenated */
     size_t *offs;           /* per value id: offset in the arena */
     size_t arena_bytes;
+    char *flag_msgs;        /* per error word: what the kernel said a raised word means for these shapes */
     tc_tensor *out_types;   /* per graph output (data unused) */
     size_t *out_bytes;
     tc_cuda_graph_variant var[TC_CUDA_GRAPHS_PER_SHAPE_SET];
@@ -78,7 +125,7 @@ struct tc_cuda_exec {
     int max_in, max_out;
     int64_t *symvals;
     bool *bound;
-    int *last_use;          /* per value id: last node reading it */
+    int *last_use;          /* per value id: last step reading it */
     int *out_first;         /* per value id: first graph output that is this node value, else -1 */
     int n_in, n_out, n_dims;
     int64_t *key_dims;
@@ -98,7 +145,15 @@ struct tc_cuda_exec {
     char side_msg[600];
     tc_tensor *out_view;
     tc_cuda_exec_stats stats;
+    tc_cuda_tensor *derived_t;      /* per derived constant, as kernels see it */
+    tc_cuda_epilogue epi;           /* the current fused step's */
+    unsigned int *flags_dev;        /* e->n_flags device error words */
+    unsigned int *flags_host;       /* pinned: their copy after the last launched run */
+    tc_cuda_shape_set *cur_set;     /* the shape set being run (for error-word messages) */
+    tc_cuda_shape_set *flags_set;   /* the shape set of the last launched run, NULL once evicted */
 };
+
+#define TC_CUDA_FLAG_MSG 160 /* bytes per error-word message */
 
 /* Grows a device buffer of x to at least need bytes (draining x's stream before freeing the old
  * one); every reallocation makes the captured graphs stale. Only outside capture. */

@@ -103,8 +103,9 @@ typedef struct block {
     int end;
 } block;
 
-/* Plans a new shape set: value sizes, arena offsets by liveness (first fit; graph outputs live in
- * their own buffers), output types. */
+/* Plans a new shape set: value sizes, arena offsets by liveness over the steps (first fit; graph
+ * outputs live in their own buffers; values a fused step keeps inside its kernel get none), output
+ * types. */
 static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, const tc_tensor *inputs, tc_error *err) {
     const tc_graph *g = x->g;
     int nv = g->values.n;
@@ -113,8 +114,9 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
     s->offs = calloc((size_t)nv + 1, sizeof *s->offs);
     s->out_types = calloc((size_t)x->n_out + 1, sizeof *s->out_types);
     s->out_bytes = calloc((size_t)x->n_out + 1, sizeof *s->out_bytes);
+    s->flag_msgs = calloc((size_t)x->e->n_flags * TC_CUDA_FLAG_MSG + 1, 1);
     block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
-    bool ok = s->in_dims && s->offs && s->out_types && s->out_bytes && blocks;
+    bool ok = s->in_dims && s->offs && s->out_types && s->out_bytes && s->flag_msgs && blocks;
     for (int k = 0; ok && k < TC_CUDA_GRAPHS_PER_SHAPE_SET; k++)
         ok = (s->var[k].ptrs = calloc((size_t)(x->n_in + x->n_out) + 1, sizeof(void *))) != NULL;
     if (!ok) {
@@ -123,20 +125,24 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
         return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     }
     memcpy(s->in_dims, x->key_dims, (size_t)x->n_dims * sizeof *s->in_dims);
+    for (int i = 0; i < nv; i++) s->offs[i] = SIZE_MAX;
     int nb = 0;
     size_t total = 0;
-    for (int ni = 0; ni < g->nodes.n; ni++) {
-        tc_node *n = g->nodes.items[ni];
-        for (int k = 0; k < n->n_outputs; k++) {
+    const tc_cuda_engine *e = x->e;
+    for (int si = 0; si < e->n_steps; si++) {
+        const tc_cuda_step *st = &e->steps[si];
+        const tc_node *n = g->nodes.items[st->last];
+        int n_made = st->count > 1 ? 1 : n->n_outputs;
+        for (int k = 0; k < n_made; k++) {
             tc_value *v = n->outputs[k];
             size_t size = tc_cuda_round_up(nbytes_of(&x->vals[v->id]), TC_CUDA_ALIGN);
             if (x->out_first[v->id] >= 0 || size == 0) continue;
-            int end = x->last_use[v->id] < ni ? ni : x->last_use[v->id];
+            int end = x->last_use[v->id] < si ? si : x->last_use[v->id];
             size_t off = 0;
             for (bool moved = true; moved;) {
                 moved = false;
                 for (int b = 0; b < nb; b++) {
-                    if (blocks[b].end < ni) continue;
+                    if (blocks[b].end < si) continue;
                     if (off < blocks[b].off + blocks[b].size && blocks[b].off < off + size) {
                         off = blocks[b].off + blocks[b].size;
                         moved = true;
@@ -189,6 +195,7 @@ static tc_cuda_shape_set *evict_set(tc_cuda_exec *x) {
         if (!x->sets[i].used) return &x->sets[i];
         if (x->sets[i].last_use < victim->last_use) victim = &x->sets[i];
     }
+    if (x->flags_set == victim) x->flags_set = NULL;
     tc_cuda_shape_set_free(victim);
     return victim;
 }
@@ -302,9 +309,10 @@ static void place_values(tc_cuda_exec *x, const tc_cuda_shape_set *s) {
         tc_cuda_tensor *t = &x->vals[i];
         if (t->numel == 0) t->data = x->e->empty;
         else if (v->kind == TC_VALUE_INPUT) t->data = x->ptrs[v->input_index];
-        else if (v->kind == TC_VALUE_CONSTANT) t->data = x->e->weights + x->e->const_off[i];
+        else if (v->kind == TC_VALUE_CONSTANT)
+            t->data = x->e->const_off[i] == SIZE_MAX ? NULL : x->e->weights + x->e->const_off[i];
         else if (x->out_first[i] >= 0) t->data = x->ptrs[x->n_in + x->out_first[i]];
-        else t->data = x->arena + s->offs[i];
+        else t->data = s->offs[i] == SIZE_MAX ? NULL : x->arena + s->offs[i]; /* NULL: inside a fused step */
     }
 }
 
@@ -313,57 +321,86 @@ static const char *mode_text(tc_cuda_run_mode m) {
     return m == TC_CUDA_MODE_JOINED ? " in the caller's stream capture" : "";
 }
 
-/* Runs every node's kernel on the context's stream; in capture modes they are recorded instead. */
-static tc_status run_nodes(tc_cuda_exec *x, tc_error *err) {
+/* " (fused step: conv1 + bn1 + relu1)" for a step of several nodes, else "". */
+static const char *fused_note(const tc_cuda_exec *x, const tc_cuda_step *s, char *buf, size_t n) {
+    buf[0] = 0;
+    if (s->count < 2) return buf;
+    size_t len = (size_t)snprintf(buf, n, " (fused step: ");
+    for (int k = 0; k < s->count && len < n; k++) {
+        const tc_node *m = x->g->nodes.items[x->e->step_nodes[s->first + k]];
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", k ? " + " : "", m->name);
+    }
+    if (len < n) snprintf(buf + len, n - len, ")");
+    return buf;
+}
+
+/* Runs every step's kernel on the context's stream; in capture modes they are recorded instead. */
+static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
     const tc_graph *g = x->g;
-    char label[256], kmsg[sizeof err->msg];
-    for (int ni = 0; ni < g->nodes.n; ni++) {
-        tc_node *n = g->nodes.items[ni];
+    const tc_cuda_engine *e = x->e;
+    char label[256], note[300], kmsg[sizeof err->msg];
+    for (int si = 0; si < e->n_steps; si++) {
+        const tc_cuda_step *s = &e->steps[si];
+        tc_node *n = g->nodes.items[s->node];
+        const tc_node *last = g->nodes.items[s->last];
         for (int k = 0; k < n->n_inputs; k++) x->in_ptrs[k] = n->inputs[k] ? &x->vals[n->inputs[k]->id] : NULL;
-        for (int k = 0; k < n->n_outputs; k++) x->out_ptrs[k] = &x->vals[n->outputs[k]->id];
-        bool empty = n->n_outputs > 0;
-        for (int k = 0; k < n->n_outputs; k++) empty = empty && x->out_ptrs[k]->numel == 0;
+        int n_made = s->count > 1 ? 1 : n->n_outputs;
+        for (int k = 0; k < n_made; k++) x->out_ptrs[k] = &x->vals[last->outputs[k]->id];
+        bool empty = n_made > 0;
+        for (int k = 0; k < n_made; k++) empty = empty && x->out_ptrs[k]->numel == 0;
         if (empty) continue;
+        const tc_cuda_epilogue *epi = NULL;
+        if (s->count > 1) {
+            x->epi.weight = s->weight >= 0 ? &x->derived_t[s->weight] : NULL;
+            x->epi.bias = s->bias >= 0 ? &x->derived_t[s->bias] : NULL;
+            x->epi.act1 = s->act1;
+            x->epi.residual = s->residual >= 0 ? &x->vals[s->residual] : NULL;
+            x->epi.act2 = s->act2;
+            epi = &x->epi;
+        }
         tc_cuda_kernel kern = tc_cuda_kernel_for(n->op);
         TC_ASSERT(kern); /* tc_cuda_check_graph ran at build */
         x->side_fail = false;
-        tc_cuda_call call = {g, n, x->in_ptrs, x->out_ptrs, x->symvals, x, x->stream, err};
+        tc_cuda_call call = {g, n, x->in_ptrs, x->out_ptrs, x->symvals, x, x->stream, err, epi};
         tc_status st = kern(&call);
         tc_node_label(n, label, sizeof label);
+        fused_note(x, s, note, sizeof note);
         if (x->side_fail) {
             snprintf(kmsg, sizeof kmsg, "%s", st != TC_OK ? err->msg : "");
-            return tc_errorf(err, x->side_status, "%s on cuda%s: %s%s%.300s", label, mode_text(x->mode), x->side_msg,
-                             kmsg[0] ? "; the kernel reported: " : "", kmsg);
+            return tc_errorf(err, x->side_status, "%s on cuda%s%s: %s%s%.300s", label, note, mode_text(x->mode),
+                             x->side_msg, kmsg[0] ? "; the kernel reported: " : "", kmsg);
         }
         if (st != TC_OK) {
-            if (x->mode != TC_CUDA_MODE_EAGER) {
+            if (x->mode != TC_CUDA_MODE_EAGER || note[0]) {
                 snprintf(kmsg, sizeof kmsg, "%s", err->msg);
-                return tc_errorf(err, st, "%.700s%s (set TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs)", kmsg,
-                                 mode_text(x->mode));
+                return tc_errorf(err, st, "%.700s%s%s%s", kmsg, note, mode_text(x->mode),
+                                 x->mode != TC_CUDA_MODE_EAGER
+                                     ? " (set TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs)"
+                                     : " (set TENSORC_CUDA_FUSE=0 to run every node on its own)");
             }
             return st;
         }
         cudaError_t ce = cudaGetLastError();
         if (ce != cudaSuccess)
             return tc_errorf(err, TC_ERR_CUDA,
-                             "%s on cuda%s: the kernel returned success but CUDA reports %s (%s): a launch or library "
-                             "call whose error it did not check", label, mode_text(x->mode), cudaGetErrorName(ce),
-                             cudaGetErrorString(ce));
+                             "%s on cuda%s%s: the kernel returned success but CUDA reports %s (%s): a launch or "
+                             "library call whose error it did not check", label, note, mode_text(x->mode),
+                             cudaGetErrorName(ce), cudaGetErrorString(ce));
         if (x->mode != TC_CUDA_MODE_EAGER) {
             enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
             ce = cudaStreamIsCapturing(x->stream, &cs);
             if (ce != cudaSuccess || cs != cudaStreamCaptureStatusActive) {
                 (void)cudaGetLastError();
                 return tc_errorf(err, TC_ERR_CUDA,
-                                 "%s on cuda broke the CUDA graph capture%s: it synchronized, allocated or freed memory, "
-                                 "or used another stream (kernels must not; see docs/cuda-backend.md); set "
-                                 "TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs", label, mode_text(x->mode));
+                                 "%s on cuda%s broke the CUDA graph capture%s: it synchronized, allocated or freed "
+                                 "memory, or used another stream (kernels must not; see docs/cuda-backend.md); set "
+                                 "TENSORC_CUDA_GRAPHS=0 to run without CUDA graphs", label, note, mode_text(x->mode));
             }
         } else if (x->e->sync_each) {
             ce = cudaStreamSynchronize(x->stream);
             if (ce != cudaSuccess) {
                 (void)cudaGetLastError();
-                return tc_errorf(err, TC_ERR_CUDA, "%s on cuda failed on the device: %s (%s)", label,
+                return tc_errorf(err, TC_ERR_CUDA, "%s on cuda%s failed on the device: %s (%s)", label, note,
                                  cudaGetErrorName(ce), cudaGetErrorString(ce));
             }
         }
@@ -385,13 +422,52 @@ static tc_status copy_outputs(tc_cuda_exec *x, tc_error *err) {
     return TC_OK;
 }
 
-static tc_status run_eager(tc_cuda_exec *x, const tc_cuda_shape_set *s, const tc_tensor *inputs, tc_cuda_run_mode mode,
+/* The device work of one run: clear the error words, the steps, the output copies, and the error
+ * words back to the host. */
+static tc_status run_all(tc_cuda_exec *x, tc_cuda_shape_set *s, tc_error *err) {
+    size_t fb = (size_t)x->e->n_flags * sizeof(unsigned int);
+    x->cur_set = s;
+    tc_status st = TC_OK;
+    if (x->flags_dev) st = TC_CUDA_CHECK(cudaMemsetAsync(x->flags_dev, 0, fb, x->stream), err);
+    if (st == TC_OK) st = run_steps(x, err);
+    if (st == TC_OK) st = copy_outputs(x, err);
+    if (st == TC_OK && x->flags_dev)
+        st = TC_CUDA_CHECK(cudaMemcpyAsync(x->flags_host, x->flags_dev, fb, cudaMemcpyDeviceToHost, x->stream), err);
+    x->cur_set = NULL;
+    return st;
+}
+
+/* Fails, naming the first node in graph order, when a kernel of the last finished run raised its
+ * error word; the words are cleared so that the failure is reported once. Host only: the caller
+ * has synchronized with that run. */
+static tc_status check_flags(tc_cuda_exec *x, tc_error *err) {
+    const tc_cuda_engine *e = x->e;
+    if (!x->flags_host) return TC_OK;
+    int first = -1, count = 0;
+    for (int i = 0; i < e->n_flags; i++)
+        if (x->flags_host[i]) {
+            if (first < 0) first = i;
+            count++;
+        }
+    if (first < 0) return TC_OK;
+    memset(x->flags_host, 0, (size_t)e->n_flags * sizeof(unsigned int));
+    const tc_node *n = x->g->nodes.items[e->flag_node[first]];
+    bool division = n->op == TC_OP_DIV_TENSOR_MODE || n->op == TC_OP_REMAINDER_TENSOR;
+    const char *msg = x->flags_set ? x->flags_set->flag_msgs + (size_t)first * TC_CUDA_FLAG_MSG : "";
+    if (!msg[0]) msg = division ? "integer division by zero" : "an index is out of range";
+    char label[256];
+    tc_node_label(n, label, sizeof label);
+    return tc_errorf(err, division ? TC_ERR_INVALID_ARGUMENT : TC_ERR_SHAPE,
+                     "%s on cuda: %s (found on the device after the run; its outputs are not valid)%s", label, msg,
+                     count > 1 ? "; other nodes raised errors too" : "");
+}
+
+static tc_status run_eager(tc_cuda_exec *x, tc_cuda_shape_set *s, const tc_tensor *inputs, tc_cuda_run_mode mode,
                            tc_error *err) {
     TC_TRY(compute_shapes(x, inputs, err));
     place_values(x, s);
     x->mode = mode;
-    tc_status st = run_nodes(x, err);
-    if (st == TC_OK) st = copy_outputs(x, err);
+    tc_status st = run_all(x, s, err);
     x->mode = TC_CUDA_MODE_EAGER;
     return st;
 }
@@ -411,8 +487,7 @@ static tc_status capture(tc_cuda_exec *x, tc_cuda_shape_set *s, const tc_tensor 
     cudaGraph_t graph = NULL;
     TC_CUDA_TRY(cudaStreamBeginCapture(x->stream, cudaStreamCaptureModeThreadLocal), err);
     x->mode = TC_CUDA_MODE_CAPTURE;
-    tc_status st = run_nodes(x, err);
-    if (st == TC_OK) st = copy_outputs(x, err);
+    tc_status st = run_all(x, s, err);
     x->mode = TC_CUDA_MODE_EAGER;
     cudaError_t ce = cudaStreamEndCapture(x->stream, &graph);
     if (st != TC_OK || ce != cudaSuccess) {
@@ -544,6 +619,10 @@ static tc_status run_impl(tc_cuda_exec *x, const tc_tensor *inputs, const tc_ten
             }
         }
         if (st == TC_OK) s->warmed = true;
+        if (st == TC_OK && warmup && x->e->use_graphs) {
+            x->flags_set = s;
+            st = check_flags(x, err); /* the run was synchronized: report a data error at once */
+        }
     } else {
         tc_cuda_graph_variant *v = NULL;
         for (int k = 0; k < TC_CUDA_GRAPHS_PER_SHAPE_SET && !v; k++)
@@ -567,6 +646,7 @@ static tc_status run_impl(tc_cuda_exec *x, const tc_tensor *inputs, const tc_ten
         return st;
     }
     if (ce != cudaSuccess) return TC_CUDA_CHECK(ce, err);
+    x->flags_set = s;
     x->stats.runs++;
     for (int i = 0; i < x->n_out; i++) {
         x->out_view[i] = s->out_types[i];
@@ -599,7 +679,7 @@ tc_status tc_cuda_exec_sync(tc_cuda_exec *x, void *stream, tc_error *err) {
                          "the execution failed on the device: %s (%s); rerun with TENSORC_CUDA_SYNC=1 to find the node",
                          cudaGetErrorName(ce), cudaGetErrorString(ce));
     }
-    return TC_OK;
+    return check_flags(x, err);
 }
 
 void tc_cuda_exec_output(const tc_cuda_exec *x, int i, tc_tensor *out) {

@@ -1,11 +1,13 @@
 /* CUDA kernels for the index ops: argument handling on the host; the device code is in
  * kernels/index.cu. Layouts and values follow backend/cpu/index.c. The CPU checks every index
  * before copying and fails the run; the GPU cannot read indices without a sync, so its kernels
- * check each one in place, never read out of bounds, and write zeros for a bad one. */
+ * check each one in place, never read out of bounds, write zeros for a bad one and raise the node's
+ * device error word, which the executor turns into a failure of the run naming the node. */
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/kernels/index.h"
 #include "core/dtype.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static size_t esize_of(const tc_cuda_tensor *t) { return tc_dtype_size(t->dtype); }
@@ -39,8 +41,11 @@ static tc_status cuda_embedding(const tc_cuda_call *c) {
     if (y->numel != ix->numel * w->dims[1])
         return tc_cuda_fail(c, TC_ERR_SHAPE, "output has %lld elements, expected %lld", (long long)y->numel,
                             (long long)(ix->numel * w->dims[1]));
+    unsigned int *flag = tc_cuda_error_flag(c, "an index is out of range for dimension 0 of size %lld (the weight's "
+                                               "rows)", (long long)w->dims[0]);
+    if (!flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the index check");
     return relabel(c, tc_cuda_index_rows(w->data, y->data, (size_t)w->dims[1] * esize_of(w), ix->data, ix->dtype,
-                                         ix->numel, 1, w->dims[0], NULL, c->stream, c->err));
+                                         ix->numel, 1, w->dims[0], flag, c->stream, c->err));
 }
 
 static tc_status cuda_index_select(const tc_cuda_call *c) {
@@ -57,8 +62,11 @@ static tc_status cuda_index_select(const tc_cuda_call *c) {
     if (y->numel != outer * ix->numel * inner)
         return tc_cuda_fail(c, TC_ERR_SHAPE, "output has %lld elements, expected %lld", (long long)y->numel,
                             (long long)(outer * ix->numel * inner));
+    unsigned int *flag =
+        tc_cuda_error_flag(c, "an index is out of range for dimension %d of size %lld", d, (long long)D);
+    if (!flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the index check");
     return relabel(c, tc_cuda_index_rows(x->data, y->data, (size_t)inner * esize_of(x), ix->data, ix->dtype,
-                                         ix->numel, outer, D, NULL, c->stream, c->err));
+                                         ix->numel, outer, D, flag, c->stream, c->err));
 }
 
 static tc_status cuda_gather(const tc_cuda_call *c) {
@@ -83,7 +91,10 @@ static tc_status cuda_gather(const tc_cuda_call *c) {
     a.numel = y->numel;
     memcpy(a.ydims, y->dims, sizeof a.ydims);
     strides_of(x, a.xstrides);
-    return relabel(c, tc_cuda_gather_dim(x->data, y->data, esize_of(x), ix->data, ix->dtype, &a, NULL, c->stream,
+    unsigned int *flag =
+        tc_cuda_error_flag(c, "an index is out of range for dimension %d of size %lld", d, (long long)a.size_d);
+    if (!flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the index check");
+    return relabel(c, tc_cuda_gather_dim(x->data, y->data, esize_of(x), ix->data, ix->dtype, &a, flag, c->stream,
                                          c->err));
 }
 
@@ -161,7 +172,16 @@ static tc_status cuda_index_tensor(const tc_cuda_call *c) {
     /* a zero-size row dim gives no rows; the kernel rejects size-0 dims it would divide by */
     for (int k = 0; k < j.n_rowdims; k++)
         if (j.rowdims[k] == 0) return TC_OK;
-    return relabel(c, tc_cuda_index_tensor(x->data, y->data, esize_of(x), &j, NULL, c->stream, c->err));
+    char sizes[96];
+    size_t len = 0;
+    sizes[0] = 0;
+    for (int t = 0; t < j.n_idx && len < sizeof sizes; t++)
+        len += (size_t)snprintf(sizes + len, sizeof sizes - len, "%s%d of size %lld", t ? ", " : "", j.idx_dim[t],
+                                (long long)j.idx_size[t]);
+    unsigned int *flag =
+        tc_cuda_error_flag(c, "an index is out of range for the dimension it indexes (dimension %s)", sizes);
+    if (!flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the index check");
+    return relabel(c, tc_cuda_index_tensor(x->data, y->data, esize_of(x), &j, flag, c->stream, c->err));
 }
 
 /* --- creation -------------------------------------------------------------------------------- */

@@ -1,9 +1,11 @@
 /* CUDA kernels for mm, bmm, addmm and linear: floating-point products through cuBLASLt (bias as
  * the BIAS epilogue where it is a row vector added once, otherwise seeded into the output and
- * accumulated with beta), integer products through an exact int64 kernel. Mirrors the CPU's
- * run-time shape checks; device code is in kernels/matmul.cu. */
+ * accumulated with beta; a fused step's relu / gelu as the RELU / GELU epilogue, or a separate pass
+ * when beta is not 0), integer products through an exact int64 kernel. Mirrors the CPU's run-time
+ * shape checks; device code is in kernels/matmul.cu. */
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/kernels/activation.h"
 #include "backend/cuda/kernels/matmul.h"
 #include "core/dtype.h"
 
@@ -34,6 +36,35 @@ static tc_gemm_desc desc_for(const tc_cuda_call *c, tc_dtype t, int64_t batch, i
     return d;
 }
 
+/* The fused step's activation (NONE for a plain node); fails for an epilogue these kernels cannot run. */
+static tc_status step_act(const tc_cuda_call *c, tc_dtype t, tc_cuda_epi_act *act) {
+    *act = TC_CUDA_EPI_NONE;
+    if (!c->epi) return TC_OK;
+    const tc_cuda_epilogue *e = c->epi;
+    if (e->weight || e->bias || e->residual || e->act2 != TC_CUDA_EPI_NONE ||
+        (e->act1 != TC_CUDA_EPI_RELU && e->act1 != TC_CUDA_EPI_GELU_TANH) ||
+        (t != TC_F32 && t != TC_F16 && t != TC_BF16))
+        return tc_cuda_fail(c, TC_ERR_INTERNAL, "the executor gave this %s product an epilogue it cannot run",
+                            tc_dtype_name(t));
+    *act = e->act1;
+    return TC_OK;
+}
+
+/* The product with the step's activation: in the cuBLASLt epilogue when nothing is accumulated
+ * into y (beta == 0), else as a pass over y afterwards. */
+static tc_status gemm_act(const tc_cuda_call *c, tc_gemm_desc *d, const void *A, const void *B, tc_cuda_tensor *y,
+                          const void *bias, tc_cuda_epi_act act) {
+    if (act == TC_CUDA_EPI_NONE) return tc_cuda_gemm(c, d, A, B, y->data, bias, WS_SLOT);
+    if (d->beta == 0) {
+        d->act = act;
+        return tc_cuda_gemm(c, d, A, B, y->data, bias, WS_SLOT);
+    }
+    TC_TRY(tc_cuda_gemm(c, d, A, B, y->data, bias, WS_SLOT));
+    static const double no_params[3] = {0, 0, 0};
+    return relay(c, tc_cuda_activation(act == TC_CUDA_EPI_RELU ? TC_CUDA_A_RELU : TC_CUDA_A_GELU_TANH, y->data,
+                                       y->dtype, y->data, y->dtype, y->numel, no_params, 0, 0, c->stream, c->err));
+}
+
 static tc_status int_gemm(const tc_cuda_call *c, tc_cuda_int_gemm_args *a, const void *A, const void *B, void *out) {
     if (!tc_dtype_is_int(a->dtype)) return bad_dtype(c, a->dtype);
     return relay(c, tc_cuda_int_gemm(a, A, B, out, c->stream, c->err));
@@ -46,9 +77,11 @@ static tc_status cuda_mm(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "inner dimensions differ at run time: %lld vs %lld",
                             (long long)a->dims[1], (long long)b->dims[0]);
     int64_t M = a->dims[0], K = a->dims[1], N = b->dims[1];
+    tc_cuda_epi_act act;
+    TC_TRY(step_act(c, y->dtype, &act));
     if (is_lt_dtype(y->dtype)) {
         tc_gemm_desc d = desc_for(c, y->dtype, 1, M, N, K);
-        return tc_cuda_gemm(c, &d, a->data, b->data, y->data, NULL, WS_SLOT);
+        return gemm_act(c, &d, a->data, b->data, y, NULL, act);
     }
     tc_cuda_int_gemm_args ia = {.dtype = y->dtype, .batch = 1, .M = M, .N = N, .K = K, .alpha = 1};
     return int_gemm(c, &ia, a->data, b->data, y->data);
@@ -57,6 +90,7 @@ static tc_status cuda_mm(const tc_cuda_call *c) {
 static tc_status cuda_bmm(const tc_cuda_call *c) {
     const tc_cuda_tensor *a = tc_cuda_in(c, 0), *b = tc_cuda_in(c, 1);
     tc_cuda_tensor *y = c->out[0];
+    if (c->epi) return tc_cuda_fail(c, TC_ERR_INTERNAL, "the executor gave bmm an epilogue, which it cannot run");
     if (a->dims[0] != b->dims[0] || a->dims[2] != b->dims[1])
         return tc_cuda_fail(c, TC_ERR_SHAPE,
                             "operand shapes differ at run time: [%lld, %lld, %lld] @ [%lld, %lld, %lld]",
@@ -97,6 +131,8 @@ static tc_status cuda_addmm(const tc_cuda_call *c) {
     if (K != b->dims[0] || !broadcasts_to(s, M, N))
         return tc_cuda_fail(c, TC_ERR_SHAPE, "operand shapes differ at run time");
     double beta = tc_node_float(c->node, 3), alpha = tc_node_float(c->node, 4);
+    tc_cuda_epi_act act;
+    TC_TRY(step_act(c, y->dtype, &act));
     int64_t s0, s1;
     broadcast_strides(s, &s0, &s1);
     if (!is_lt_dtype(y->dtype)) {
@@ -109,14 +145,14 @@ static tc_status cuda_addmm(const tc_cuda_call *c) {
     tc_gemm_desc d = desc_for(c, y->dtype, 1, M, N, K);
     d.alpha = alpha;
     if (beta == 0) /* self is ignored, NaN included, as in PyTorch */
-        return tc_cuda_gemm(c, &d, a->data, b->data, y->data, NULL, WS_SLOT);
+        return gemm_act(c, &d, a->data, b->data, y, NULL, act);
     if (beta == 1 && is_row_vector(s, N)) {
         d.bias = true;
-        return tc_cuda_gemm(c, &d, a->data, b->data, y->data, s->data, WS_SLOT);
+        return gemm_act(c, &d, a->data, b->data, y, s->data, act);
     }
     TC_TRY(relay(c, tc_cuda_broadcast_2d(s->data, s0, s1, y->data, y->dtype, M, N, c->stream, c->err)));
     d.beta = beta;
-    return tc_cuda_gemm(c, &d, a->data, b->data, y->data, NULL, WS_SLOT);
+    return gemm_act(c, &d, a->data, b->data, y, NULL, act);
 }
 
 static tc_status cuda_linear(const tc_cuda_call *c) {
@@ -130,6 +166,8 @@ static tc_status cuda_linear(const tc_cuda_call *c) {
     if (bias && !(bias->numel == 1 || (bias->rank == 1 && bias->dims[0] == N)))
         return tc_cuda_fail(c, TC_ERR_SHAPE, "bias size differs from out_features %lld at run time", (long long)N);
     if (N == 0) return TC_OK;
+    tc_cuda_epi_act act;
+    TC_TRY(step_act(c, y->dtype, &act));
     int64_t P = y->numel / N;
     /* a one-element bias broadcasts over every output; a length-N one is a row vector */
     bool scalar_bias = bias && !(bias->rank == 1 && bias->dims[0] == N);
@@ -141,14 +179,14 @@ static tc_status cuda_linear(const tc_cuda_call *c) {
     }
     tc_gemm_desc d = desc_for(c, y->dtype, 1, P, N, K);
     d.trans_b = true;
-    if (!bias) return tc_cuda_gemm(c, &d, x->data, w->data, y->data, NULL, WS_SLOT);
+    if (!bias) return gemm_act(c, &d, x->data, w->data, y, NULL, act);
     if (!scalar_bias) {
         d.bias = true;
-        return tc_cuda_gemm(c, &d, x->data, w->data, y->data, bias->data, WS_SLOT);
+        return gemm_act(c, &d, x->data, w->data, y, bias->data, act);
     }
     TC_TRY(relay(c, tc_cuda_broadcast_2d(bias->data, 0, 0, y->data, y->dtype, P, N, c->stream, c->err)));
     d.beta = 1.0;
-    return tc_cuda_gemm(c, &d, x->data, w->data, y->data, NULL, WS_SLOT);
+    return gemm_act(c, &d, x->data, w->data, y, NULL, act);
 }
 
 void tc_cuda_register_matmul(tc_cuda_kernel *t) {

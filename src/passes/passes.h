@@ -1,0 +1,54 @@
+/* The graph passes and the tiny pass manager that runs them in order. Each pass reads a graph and
+ * returns a new one built through tc_rewrite (passes/rewrite.h), so its result is verified. */
+#ifndef TC_PASSES_PASSES_H
+#define TC_PASSES_PASSES_H
+
+#include "passes/rewrite.h"
+
+#include <stdio.h>
+
+/* The largest constant that constant folding creates by default. */
+#define TC_FOLD_MAX_BYTES ((size_t)16 << 20)
+
+typedef struct tc_pass_options {
+    bool dce;              /* dead-code elimination */
+    bool fold_constants;   /* evaluate nodes whose inputs are all constants on the CPU backend */
+    bool fold_batchnorm;   /* fold inference batch norm into the convolution before it */
+    tc_dtype precision;    /* TC_F32: off; TC_F16 / TC_BF16: run f32 compute in that type */
+    size_t fold_max_bytes; /* largest constant folding may create; 0 = TC_FOLD_MAX_BYTES */
+    bool verbose;          /* one line per pass: node and constant counts before and after, time */
+    FILE *log;             /* where verbose lines go; NULL = stderr */
+} tc_pass_options;
+
+/* dce, fold_constants, fold_batchnorm on; precision TC_F32; quiet. */
+void tc_pass_options_init(tc_pass_options *o);
+
+/* Runs the enabled passes in order: dce, fold_constants, fold_batchnorm, precision, dce.
+ * Takes over the caller's reference to *g: on success *g is the optimized graph (which keeps
+ * the graphs it came from alive, so borrowed constants stay valid) and the caller frees that one;
+ * a pass that changes nothing leaves *g as it was. On error *g is unchanged and still the
+ * caller's; err names the pass. o may be NULL (defaults). */
+tc_status tc_passes_run(tc_graph **g, const tc_pass_options *o, tc_error *err);
+
+/* The passes. Each writes a new graph to *out and the number of rewrites to *changed. */
+typedef tc_status (*tc_pass_fn)(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
+/* Removes nodes none of whose outputs reach a graph output, and constants nothing reads. */
+tc_status tc_pass_dce(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
+/* Replaces every node whose tensor inputs are all constants (and whose int arguments and output
+ * shapes are not symbolic) by constants computed with the CPU kernels, up to o->fold_max_bytes
+ * per node and not when that would blow a small constant up into a large one (expand, repeat). */
+tc_status tc_pass_fold_constants(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
+                                 tc_error *err);
+/* conv -> _native_batch_norm_legit_no_training with constant parameters and no other reader of
+ * the conv output becomes one conv with scaled weights and a new bias. */
+tc_status tc_pass_fold_batchnorm(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
+                                 tc_error *err);
+/* Mixed precision (o->precision f16 or bf16): f32 compute runs in the low type; the numerically
+ * sensitive ops (softmax, norms, sums and means, exp/log/pow) stay f32 with casts around them;
+ * graph inputs and outputs keep their dtypes. */
+tc_status tc_pass_precision(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
+                            tc_error *err);
+/* Whether the precision pass keeps op (an op id) in f32. */
+bool tc_precision_keeps_f32(int op);
+
+#endif

@@ -1,0 +1,428 @@
+/* Tests of the graph passes on the CPU backend: each optimized graph computes what hand-worked
+ * loops (or the unoptimized graph of a real model) compute, with the node counts each pass
+ * promises, and bad input gives a status and a message. */
+#include "tensorc.h"
+#include "core/dtype.h"
+#include "passes/passes.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static tc_arg T(tc_value_t *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
+static tc_arg I(int64_t i) { return (tc_arg){.kind = TC_ARG_INT, .u.i = i}; }
+static tc_arg F(double f) { return (tc_arg){.kind = TC_ARG_FLOAT, .u.f = f}; }
+static tc_arg B(bool b) { return (tc_arg){.kind = TC_ARG_BOOL, .u.b = b}; }
+static tc_arg IS(const int64_t *v, int n) { return (tc_arg){.kind = TC_ARG_INTS, .count = n, .u.ints = v}; }
+
+static tc_value_t *node1(tc_graph_t *g, const char *op, const char *name, int n, const tc_arg *a) {
+    tc_value_t *out = NULL;
+    tc_status st = tc_graph_add_node(g, op, name, n, a, 1, &out, NULL);
+    if (st != TC_OK) fprintf(stderr, "add %s: %s\n", op, tc_graph_last_error(g));
+    return out;
+}
+
+static int count_op(const tc_graph *g, const char *op_name) {
+    int n = 0;
+    for (int i = 0; i < g->nodes.n; i++) n += strcmp(((tc_node *)g->nodes.items[i])->op_name, op_name) == 0;
+    return n;
+}
+
+static int count_constants(const tc_graph *g) {
+    int n = 0;
+    for (int i = 0; i < g->values.n; i++) n += ((tc_value *)g->values.items[i])->kind == TC_VALUE_CONSTANT;
+    return n;
+}
+
+/* Runs g on the CPU with the given inputs; copies output `which` (as f32) into out[cap]. */
+static int run_f32(tc_graph_t *g, int n_in, const tc_tensor *in, int which, float *out, int64_t cap) {
+    tc_engine_t *e = NULL;
+    tc_context_t *c = NULL;
+    char err[512];
+    int64_t n = -1;
+    if (tc_engine_build(g, NULL, &e, err, sizeof err) != TC_OK) {
+        fprintf(stderr, "build: %s\n", err);
+        return -1;
+    }
+    if (tc_context_create(e, &c) == TC_OK) {
+        bool ok = true;
+        for (int i = 0; i < n_in; i++) ok = ok && tc_context_set_input(c, i, &in[i]) == TC_OK;
+        tc_tensor o;
+        if (ok && tc_context_execute(c) == TC_OK && tc_context_get_output(c, which, &o) == TC_OK) {
+            n = 1;
+            for (int d = 0; d < o.rank; d++) n *= o.dims[d];
+            if (n <= cap) tc_to_f32(o.data, o.dtype, out, n);
+            else n = -1;
+        } else {
+            fprintf(stderr, "run: %s\n", tc_context_last_error(c));
+        }
+    }
+    tc_context_free(c);
+    tc_engine_free(e);
+    return (int)n;
+}
+
+static tc_graph_t *optimize(tc_graph_t *g, const tc_pass_options *o) {
+    tc_error err = {0};
+    if (tc_passes_run(&g, o, &err) != TC_OK) {
+        fprintf(stderr, "passes: %s\n", err.msg);
+        tc_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static tc_pass_options only(bool dce, bool fold, bool bn) {
+    tc_pass_options o;
+    tc_pass_options_init(&o);
+    o.dce = dce, o.fold_constants = fold, o.fold_batchnorm = bn;
+    return o;
+}
+
+static void test_dce_removes_unused_nodes_and_constants(void) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t d[1] = {4};
+    float w[4] = {1, 2, 3, 4};
+    tc_value_t *x, *k;
+    tc_graph_add_input(g, "x", TC_F32, 1, d, &x);
+    tc_graph_add_constant(g, "unused_w", TC_F32, 1, d, w, TC_CONSTANT_COPY, &k);
+    tc_value_t *dead = node1(g, "relu", "dead_relu", 1, (tc_arg[]){T(x)});
+    node1(g, "add.Tensor", "dead_add", 2, (tc_arg[]){T(dead), T(k)}); /* dead too, reads a dead value */
+    tc_value_t *y = node1(g, "neg", "neg", 1, (tc_arg[]){T(x)});
+    tc_graph_mark_output(g, y, "y");
+    CHECK(tc_graph_num_nodes(g) == 3 && count_constants(g) == 1);
+    tc_pass_options o = only(true, false, false);
+    tc_graph_t *og = optimize(g, &o);
+    CHECK(og != NULL);
+    if (!og) return;
+    CHECK_MSG(tc_graph_num_nodes(og) == 1, "%d nodes", tc_graph_num_nodes(og));
+    CHECK(count_op(og, "neg") == 1 && count_constants(og) == 0);
+    CHECK(tc_graph_num_inputs(og) == 1 && strcmp(tc_value_name(tc_graph_input(og, 0)), "x") == 0);
+    CHECK(strcmp(og->output_names.items[0], "y") == 0);
+    float xin[4] = {1, -2, 3, -4}, out[4];
+    tc_tensor in = {TC_F32, 1, {4}, xin};
+    CHECK(run_f32(og, 1, &in, 0, out, 4) == 4);
+    CHECK(out[0] == -1 && out[1] == 2 && out[2] == -3 && out[3] == 4);
+    tc_graph_free(og);
+}
+
+static void test_fold_constants_folds_weight_only_chains(void) {
+    /* y = x @ t(W) + 2 * b: t(W) and 2 * b depend only on weights */
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t xd[2] = {2, 3}, wd[2] = {4, 3}, bd[1] = {4};
+    float W[12], b[4] = {0.5f, -1, 2, 0};
+    for (int i = 0; i < 12; i++) W[i] = (float)(i % 5) - 1.5f;
+    tc_value_t *x, *cw, *cb;
+    tc_graph_add_input(g, "x", TC_F32, 2, xd, &x);
+    tc_graph_add_constant(g, "W", TC_F32, 2, wd, W, TC_CONSTANT_COPY, &cw);
+    tc_graph_add_constant(g, "b", TC_F32, 1, bd, b, TC_CONSTANT_COPY, &cb);
+    tc_value_t *wt = node1(g, "t", "wt", 1, (tc_arg[]){T(cw)});
+    tc_value_t *b2 = node1(g, "mul.Scalar", "b2", 2, (tc_arg[]){T(cb), F(2.0)});
+    tc_value_t *mm = node1(g, "mm", "mm", 2, (tc_arg[]){T(x), T(wt)});
+    tc_value_t *y = node1(g, "add.Tensor", "y", 2, (tc_arg[]){T(mm), T(b2)});
+    tc_graph_mark_output(g, y, "y");
+    tc_pass_options o = only(true, true, false);
+    tc_graph_t *og = optimize(g, &o);
+    CHECK(og != NULL);
+    if (!og) return;
+    CHECK_MSG(tc_graph_num_nodes(og) == 2, "%d nodes", tc_graph_num_nodes(og));
+    CHECK(count_op(og, "t") == 0 && count_op(og, "mul.Scalar") == 0 && count_op(og, "mm") == 1);
+    CHECK_MSG(count_constants(og) == 2, "%d constants (the original W and b must be gone)", count_constants(og));
+    float xin[6] = {1, 2, 3, -1, 0.5f, 0}, out[8];
+    tc_tensor in = {TC_F32, 2, {2, 3}, xin};
+    CHECK(run_f32(og, 1, &in, 0, out, 8) == 8);
+    int bad = 0;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            float want = 2 * b[j];
+            for (int k = 0; k < 3; k++) want += xin[i * 3 + k] * W[j * 3 + k];
+            bad += fabsf(out[i * 4 + j] - want) > 1e-5f * (1 + fabsf(want));
+        }
+    CHECK_MSG(bad == 0, "%d wrong values", bad);
+    tc_graph_free(og);
+}
+
+static void test_fold_constants_leaves_big_expansions(void) {
+    /* expand of a [1] constant to [1024, 1024] (4 MiB out of 4 bytes) stays a node */
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t one[1] = {1}, big[2] = {1024, 1024};
+    float v = 3;
+    tc_value_t *c, *x;
+    tc_graph_add_input(g, "x", TC_F32, 2, big, &x);
+    tc_graph_add_constant(g, "c", TC_F32, 1, one, &v, TC_CONSTANT_COPY, &c);
+    tc_value_t *e = node1(g, "expand", "e", 2, (tc_arg[]){T(c), IS(big, 2)});
+    tc_value_t *y = node1(g, "add.Tensor", "y", 2, (tc_arg[]){T(x), T(e)});
+    tc_graph_mark_output(g, y, NULL);
+    tc_pass_options o = only(true, true, false);
+    tc_graph_t *og = optimize(g, &o);
+    CHECK(og && count_op(og, "expand") == 1);
+    tc_graph_free(og);
+}
+
+/* conv2d (stride 1, padding 1) then batch norm, by hand */
+static void conv_bn_ref(const float *x, const float *w, const float *b, const float *gamma, const float *beta,
+                        const float *mean, const float *var, double eps, int cin, int cout, int h, int wd,
+                        float *out) {
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < wd; j++) {
+                double acc = b[o];
+                for (int c = 0; c < cin; c++)
+                    for (int ki = 0; ki < 3; ki++)
+                        for (int kj = 0; kj < 3; kj++) {
+                            int ii = i + ki - 1, jj = j + kj - 1;
+                            if (ii < 0 || jj < 0 || ii >= h || jj >= wd) continue;
+                            acc += (double)x[(c * h + ii) * wd + jj] * w[((o * cin + c) * 3 + ki) * 3 + kj];
+                        }
+                double yv = (acc - mean[o]) / sqrt(var[o] + eps) * gamma[o] + beta[o];
+                out[(o * h + i) * wd + j] = (float)(yv > 0 ? yv : 0); /* relu */
+            }
+}
+
+static tc_graph_t *conv_bn_graph(const float *w, const float *b, const float *gamma, const float *beta,
+                                 const float *mean, const float *var, double eps, bool conv_out_also_output) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t xd[4] = {1, 2, 5, 4}, wd[4] = {3, 2, 3, 3}, cd[1] = {3}, one[2] = {1, 1}, zero[2] = {0, 0};
+    tc_value_t *x, *cw, *cb, *cg, *cbeta, *cm, *cv;
+    tc_graph_add_input(g, "x", TC_F32, 4, xd, &x);
+    tc_graph_add_constant(g, "w", TC_F32, 4, wd, w, TC_CONSTANT_COPY, &cw);
+    tc_graph_add_constant(g, "b", TC_F32, 1, cd, b, TC_CONSTANT_COPY, &cb);
+    tc_graph_add_constant(g, "gamma", TC_F32, 1, cd, gamma, TC_CONSTANT_COPY, &cg);
+    tc_graph_add_constant(g, "beta", TC_F32, 1, cd, beta, TC_CONSTANT_COPY, &cbeta);
+    tc_graph_add_constant(g, "mean", TC_F32, 1, cd, mean, TC_CONSTANT_COPY, &cm);
+    tc_graph_add_constant(g, "var", TC_F32, 1, cd, var, TC_CONSTANT_COPY, &cv);
+    tc_value_t *c = node1(g, "convolution", "conv", 9,
+                          (tc_arg[]){T(x), T(cw), T(cb), IS(one, 2), IS(one, 2), IS(one, 2), B(false), IS(zero, 2), I(1)});
+    tc_value_t *bn[3];
+    tc_graph_add_node(g, "_native_batch_norm_legit_no_training", "bn", 7,
+                      (tc_arg[]){T(c), T(cg), T(cbeta), T(cm), T(cv), F(0.1), F(eps)}, 3, bn, NULL);
+    tc_value_t *y = node1(g, "relu", "relu", 1, (tc_arg[]){T(bn[0])});
+    tc_graph_mark_output(g, y, "y");
+    if (conv_out_also_output) tc_graph_mark_output(g, c, "conv");
+    return g;
+}
+
+static void test_fold_batchnorm_into_conv(void) {
+    float w[54], b[3] = {0.1f, -0.2f, 0.3f}, gamma[3] = {1.5f, 0.5f, -1}, beta[3] = {0.2f, 0, -0.4f},
+          mean[3] = {0.3f, -0.1f, 0.05f}, var[3] = {0.5f, 2, 1.2f}, x[40], ref[60], out[60];
+    for (int i = 0; i < 54; i++) w[i] = (float)((i * 7) % 11) / 10 - 0.5f;
+    for (int i = 0; i < 40; i++) x[i] = (float)((i * 5) % 13) / 6 - 1;
+    double eps = 1e-5;
+    conv_bn_ref(x, w, b, gamma, beta, mean, var, eps, 2, 3, 5, 4, ref);
+    tc_tensor in = {TC_F32, 4, {1, 2, 5, 4}, x};
+
+    tc_pass_options o = only(true, true, true);
+    tc_graph_t *og = optimize(conv_bn_graph(w, b, gamma, beta, mean, var, eps, false), &o);
+    CHECK(og != NULL);
+    if (!og) return;
+    CHECK(count_op(og, "_native_batch_norm_legit_no_training") == 0 && count_op(og, "convolution") == 1);
+    CHECK_MSG(count_constants(og) == 2, "%d constants: only the folded weight and bias remain", count_constants(og));
+    CHECK(run_f32(og, 1, &in, 0, out, 60) == 60);
+    double worst = 0;
+    for (int i = 0; i < 60; i++) worst = fmax(worst, fabs(out[i] - ref[i]) / (1 + fabs(ref[i])));
+    CHECK_MSG(worst < 1e-5, "worst relative error %g", worst);
+    tc_graph_free(og);
+
+    /* the conv output is also a graph output: the batch norm must stay */
+    og = optimize(conv_bn_graph(w, b, gamma, beta, mean, var, eps, true), &o);
+    CHECK(og && count_op(og, "_native_batch_norm_legit_no_training") == 1);
+    if (og) {
+        CHECK(run_f32(og, 1, &in, 0, out, 60) == 60);
+        worst = 0;
+        for (int i = 0; i < 60; i++) worst = fmax(worst, fabs(out[i] - ref[i]) / (1 + fabs(ref[i])));
+        CHECK_MSG(worst < 1e-5, "worst relative error %g", worst);
+    }
+    tc_graph_free(og);
+}
+
+static void test_precision_keeps_io_types_and_sensitive_ops_f32(void) {
+    /* softmax(x @ W) * 3 */
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t xd[2] = {2, 8}, wd[2] = {8, 5};
+    float W[40], xin[16];
+    for (int i = 0; i < 40; i++) W[i] = (float)((i * 3) % 7) / 7 - 0.4f;
+    for (int i = 0; i < 16; i++) xin[i] = (float)((i * 5) % 9) / 4 - 1;
+    tc_value_t *x, *cw;
+    tc_graph_add_input(g, "x", TC_F32, 2, xd, &x);
+    tc_graph_add_constant(g, "W", TC_F32, 2, wd, W, TC_CONSTANT_COPY, &cw);
+    tc_value_t *mm = node1(g, "mm", "mm", 2, (tc_arg[]){T(x), T(cw)});
+    tc_value_t *sm = node1(g, "_softmax", "sm", 3, (tc_arg[]){T(mm), I(-1), B(false)});
+    tc_value_t *y = node1(g, "mul.Scalar", "y", 2, (tc_arg[]){T(sm), F(3.0)});
+    tc_graph_mark_output(g, y, "y");
+    float ref[10];
+    for (int i = 0; i < 2; i++) {
+        double l[5], m = -1e30, s = 0;
+        for (int j = 0; j < 5; j++) {
+            l[j] = 0;
+            for (int k = 0; k < 8; k++) l[j] += (double)xin[i * 8 + k] * W[k * 5 + j];
+            m = fmax(m, l[j]);
+        }
+        for (int j = 0; j < 5; j++) s += exp(l[j] - m);
+        for (int j = 0; j < 5; j++) ref[i * 5 + j] = (float)(3 * exp(l[j] - m) / s);
+    }
+    for (int lowi = 0; lowi < 2; lowi++) {
+        tc_dtype low = lowi ? TC_BF16 : TC_F16;
+        tc_pass_options o;
+        tc_pass_options_init(&o);
+        o.precision = low;
+        tc_graph_retain(g);
+        tc_graph_t *og = optimize(g, &o);
+        CHECK(og != NULL);
+        if (!og) continue;
+        CHECK(tc_value_dtype(tc_graph_input(og, 0)) == TC_F32 && tc_value_dtype(tc_graph_output(og, 0)) == TC_F32);
+        const tc_node *mmn = NULL, *smn = NULL;
+        for (int i = 0; i < og->nodes.n; i++) {
+            const tc_node *n = og->nodes.items[i];
+            if (n->op == TC_OP_MM) mmn = n;
+            if (n->op == TC_OP_SOFTMAX) smn = n;
+        }
+        CHECK(mmn && mmn->outputs[0]->dtype == low && mmn->inputs[1]->kind == TC_VALUE_CONSTANT &&
+              mmn->inputs[1]->dtype == low);
+        CHECK(smn && smn->inputs[0]->dtype == TC_F32);
+        float out[10];
+        tc_tensor in = {TC_F32, 2, {2, 8}, xin};
+        CHECK(run_f32(og, 1, &in, 0, out, 10) == 10);
+        double worst = 0;
+        for (int i = 0; i < 10; i++) worst = fmax(worst, fabs(out[i] - ref[i]));
+        CHECK_MSG(worst < (low == TC_F16 ? 1e-2 : 4e-2), "%s: worst abs error %g", tc_dtype_name(low), worst);
+        tc_graph_free(og);
+    }
+    tc_graph_free(g);
+}
+
+static void test_rewrite_keeps_symbolic_dims(void) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    tc_dim s0;
+    tc_graph_add_symbol(g, "batch", 1, 4, 16, &s0);
+    tc_dim xd[2] = {s0, 3}, flat;
+    tc_graph_sym_expr(g, TC_SYM_MUL, s0, 3, &flat);
+    tc_value_t *x;
+    tc_graph_add_input(g, "x", TC_F32, 2, xd, &x);
+    tc_value_t *v = node1(g, "view", "flat", 2, (tc_arg[]){T(x), IS(&flat, 1)});
+    node1(g, "relu", "dead", 1, (tc_arg[]){T(v)});
+    tc_value_t *y = node1(g, "mul.Scalar", "y", 2, (tc_arg[]){T(v), F(2.0)});
+    tc_graph_mark_output(g, y, NULL);
+    tc_pass_options o;
+    tc_pass_options_init(&o);
+    o.precision = TC_F16;
+    tc_graph_t *og = optimize(g, &o);
+    CHECK(og != NULL);
+    if (!og) return;
+    char buf[64];
+    const tc_value *out = tc_graph_output(og, 0);
+    CHECK(out->rank == 1 && strcmp(tc_graph_dim_string(og, out->dims[0], buf, sizeof buf), "3*batch") == 0);
+    CHECK(count_op(og, "relu") == 0);
+    for (int n = 1; n <= 5; n += 4) {
+        float xin[15], res[15];
+        for (int i = 0; i < 3 * n; i++) xin[i] = (float)i - 4;
+        tc_tensor in = {TC_F32, 2, {n, 3}, xin};
+        CHECK(run_f32(og, 1, &in, 0, res, 15) == 3 * n);
+        int bad = 0;
+        for (int i = 0; i < 3 * n; i++) bad += res[i] != 2 * xin[i];
+        CHECK_MSG(bad == 0, "batch %d: %d wrong", n, bad);
+    }
+    tc_graph_free(og);
+}
+
+static void test_opaque_nodes_survive(void) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t d[1] = {4};
+    tc_value_t *x, *o;
+    tc_graph_add_input(g, "x", TC_F32, 1, d, &x);
+    tc_value_t *r = node1(g, "relu", "r", 1, (tc_arg[]){T(x)});
+    tc_dtype dt = TC_F32;
+    int rk = 1;
+    const tc_dim *dims[1] = {d};
+    CHECK(tc_graph_add_opaque_node(g, "my.custom_op", "custom", 1, &r, 1, &dt, &rk, dims, &o) == TC_OK);
+    tc_graph_mark_output(g, o, NULL);
+    tc_pass_options po;
+    tc_pass_options_init(&po);
+    po.precision = TC_F16;
+    tc_graph_t *og = optimize(g, &po);
+    CHECK(og && count_op(og, "my.custom_op") == 1 && count_op(og, "relu") == 1);
+    /* the opaque node still gets its input in the model's dtype */
+    for (int i = 0; og && i < og->nodes.n; i++) {
+        const tc_node *n = og->nodes.items[i];
+        if (n->op < 0) CHECK(n->inputs[0]->dtype == TC_F32);
+    }
+    tc_graph_free(og);
+}
+
+static void test_optimize_api_errors(void) {
+    char err[256];
+    CHECK(tc_graph_optimize(NULL, NULL, err, sizeof err) == TC_ERR_INVALID_ARGUMENT);
+    tc_graph_t *g = NULL;
+    CHECK(tc_graph_optimize(&g, NULL, err, sizeof err) == TC_ERR_INVALID_ARGUMENT && strstr(err, "NULL"));
+    tc_graph_create(&g);
+    int64_t d[1] = {2};
+    tc_value_t *x;
+    tc_graph_add_input(g, "x", TC_F32, 1, d, &x);
+    node1(g, "relu", "r", 1, (tc_arg[]){T(x)});
+    tc_graph_t *before = g;
+    CHECK(tc_graph_optimize(&g, NULL, err, sizeof err) == TC_ERR_INVALID_GRAPH); /* no outputs */
+    CHECK(g == before && strstr(err, "no outputs"));
+    tc_error e = {0};
+    tc_pass_options o;
+    tc_pass_options_init(&o);
+    o.precision = TC_I8;
+    CHECK(tc_passes_run(&g, &o, &e) == TC_ERR_INVALID_ARGUMENT && strstr(e.msg, "precision") && g == before);
+    tc_graph_free(g);
+}
+
+/* resnet18 from tests/python/export_models.py: BN folding removes every batch norm (each follows a
+ * conv), and the optimized graph computes what the original computes. */
+static void test_resnet18_model(void) {
+    const char *dir = getenv("TENSORC_MODEL_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/resnet18/model.pt2", dir && *dir ? dir : "build/models");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("SKIP resnet18 model test: %s not found (run python tests/python/export_models.py resnet18)\n", path);
+        return;
+    }
+    fclose(f);
+    char err[1024];
+    tc_graph_t *g = NULL;
+    CHECK_MSG(tc_import_pt2(path, &g, err, sizeof err) == TC_OK, "%s", err);
+    if (!g) return;
+    int bn = count_op(g, "_native_batch_norm_legit_no_training"), conv = count_op(g, "convolution");
+    CHECK(bn == 20 && conv == 20);
+    tc_graph_retain(g);
+    tc_graph_t *og = g;
+    tc_optimize_options oo;
+    tc_optimize_options_init(&oo);
+    CHECK_MSG(tc_graph_optimize(&og, &oo, err, sizeof err) == TC_OK, "%s", err);
+    CHECK(count_op(og, "_native_batch_norm_legit_no_training") == 0 && count_op(og, "convolution") == conv);
+    CHECK(tc_graph_num_nodes(og) == tc_graph_num_nodes(g) - bn);
+    int64_t n = 3 * 64 * 64;
+    float *x = malloc(sizeof *x * (size_t)n), a[10], b[10];
+    for (int64_t i = 0; i < n; i++) x[i] = (float)sin((double)i * 0.37);
+    tc_tensor in = {TC_F32, 4, {1, 3, 64, 64}, x};
+    CHECK(run_f32(g, 1, &in, 0, a, 10) == 10 && run_f32(og, 1, &in, 0, b, 10) == 10);
+    double scale = 0, diff = 0;
+    for (int i = 0; i < 10; i++) scale = fmax(scale, fabs(a[i])), diff = fmax(diff, fabs(a[i] - b[i]));
+    CHECK_MSG(scale > 0 && diff <= 1e-5 * scale, "max diff %g, scale %g", diff, scale);
+    free(x);
+    tc_graph_free(og);
+    tc_graph_free(g);
+}
+
+int main(void) {
+    test_dce_removes_unused_nodes_and_constants();
+    test_fold_constants_folds_weight_only_chains();
+    test_fold_constants_leaves_big_expansions();
+    test_fold_batchnorm_into_conv();
+    test_precision_keeps_io_types_and_sensitive_ops_f32();
+    test_rewrite_keeps_symbolic_dims();
+    test_opaque_nodes_survive();
+    test_optimize_api_errors();
+    test_resnet18_model();
+    TEST_MAIN_END();
+}

@@ -1,0 +1,285 @@
+"""CUDA engines through the command line: `tensorc build --device cuda` records the GPU and library
+versions that PyTorch reports for the same device; `tensorc run` on a CUDA engine matches eager
+PyTorch and is bit-identical across processes and against the engine built in-process; `tensorc bench`
+reports GPU time from CUDA events; engines patched to another compute capability or another cuDNN
+major version are rejected with the rebuild command; an f16-exported ResNet-50 builds, benches and
+matches PyTorch (issue 5). GPU tests skip with the reason on a machine without a GPU or a CUDA build;
+the checks that CUDA paths fail loudly there run instead."""
+import json
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from test_engine_files import hash64, sections, with_checksum
+from test_pt2_models import CLI, ROOT
+
+pytestmark = pytest.mark.skipif(CLI is None, reason="tensorc CLI not found: build it or set TENSORC_CLI")
+
+MODEL = ROOT / "examples" / "model.pt2"
+INPUT = ROOT / "examples" / "input.npy"
+
+
+def tc(*args, timeout=600):
+    r = subprocess.run([str(CLI), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    assert r.returncode >= 0, f"tensorc died from signal {-r.returncode}:\n{r.stderr}"
+    return r
+
+
+def _cuda_build():
+    return CLI is not None and "cuda" in tc("version").stdout
+
+
+def _gpu_reason():
+    if CLI is None:
+        return "tensorc CLI not found"
+    if not _cuda_build():
+        return "tensorc was built without the CUDA backend (configure with -DTENSORC_CUDA=ON)"
+    if not torch.cuda.is_available():
+        return "no GPU: torch sees no CUDA device"
+    return None
+
+
+GPU_REASON = _gpu_reason()
+needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"CUDA CLI test: {GPU_REASON}")
+
+
+# ---- no GPU: the CUDA paths fail loudly ---------------------------------------------------------
+
+@pytest.mark.skipif(CLI is None or _cuda_build(), reason="only for a build without the CUDA backend")
+@pytest.mark.parametrize("cmd", ["run", "bench"])
+def test_device_cuda_without_cuda_backend_says_so(cmd):
+    r = tc(cmd, MODEL, "--device", "cuda")
+    assert r.returncode == 1 and "no CUDA backend" in r.stderr and "TENSORC_CUDA=ON" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(CLI is None or not _cuda_build() or torch.cuda.is_available(),
+                    reason="only for a CUDA build on a machine without a GPU")
+@pytest.mark.parametrize("cmd", ["run", "bench", "build"])
+def test_device_cuda_without_gpu_says_so(cmd, tmp_path):
+    extra = ["-o", tmp_path / "x.tce"] if cmd == "build" else []
+    r = tc(cmd, MODEL, "--device", "cuda", *extra)
+    assert r.returncode == 1 and "no usable CUDA device" in r.stderr, r.stderr
+    assert not (tmp_path / "x.tce").exists()
+
+
+# ---- engines on the GPU -------------------------------------------------------------------------
+
+def build(path, *opts, model=MODEL):
+    r = tc("build", model, "-o", path, "--device", "cuda", *opts)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"built {path}: cuda engine for cuda:0 "), r.stdout
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """Default options (TF32 allowed): the same options `tensorc run MODEL --device cuda` builds with."""
+    if GPU_REASON:
+        pytest.skip(GPU_REASON)
+    return build(tmp_path_factory.mktemp("cuda") / "model.tce")
+
+
+@pytest.fixture(scope="module")
+def engine_f32(tmp_path_factory):
+    if GPU_REASON:
+        pytest.skip(GPU_REASON)
+    return build(tmp_path_factory.mktemp("cuda32") / "model.tce", "--no-tf32")
+
+
+def run_outputs(target, out_dir, *extra):
+    r = tc("run", target, "--output-dir", out_dir, *extra)
+    assert r.returncode == 0, r.stderr
+    files = {p.name: p.read_bytes() for p in out_dir.glob("*.npy")}
+    assert files, r.stdout
+    return r, files
+
+
+@needs_gpu
+def test_build_records_the_gpu_pytorch_sees(engine):
+    info = json.loads(tc("inspect", engine, "--json").stdout)
+    t = info["target"]
+    props = torch.cuda.get_device_properties(0)
+    assert t["backend"] == "cuda" and t["device"] == torch.cuda.get_device_name(0)
+    assert t["compute_capability"] == "%d.%d" % torch.cuda.get_device_capability(0)
+    assert t["sm_count"] == props.multi_processor_count
+    assert t["cuda"].split(".")[0] == torch.version.cuda.split(".")[0]
+    assert int(t["cudnn"].split(".")[0]) == torch.backends.cudnn.version() // 10000
+    assert t["cublaslt"] and t["nvrtc"] and t["driver"] not in ("", "none")
+    assert info["loadable_here"] is True and info["load_error"] is None
+    impl = {s["op"]: s["implementation"] for s in info["steps"]}
+    assert impl["convolution"] == "cuda:cudnn" and impl["linear"] == "cuda:cublaslt"
+    prec = {s["op"]: s["precision"] for s in info["steps"]}
+    assert prec["convolution"] == "tf32" and prec["relu"] == "f32"
+    cs = info["cuda_steps"]
+    assert cs["steps"] + cs["fused_nodes"] == len(info["steps"]) == 13 and len(cs["lines"]) == cs["steps"]
+    text = tc("inspect", engine).stdout
+    assert f"target: cuda, {torch.cuda.get_device_name(0)} (compute capability" in text
+
+
+@needs_gpu
+def test_run_matches_eager_pytorch(engine_f32, tmp_path):
+    r, files = run_outputs(engine_f32, tmp_path, "--input", f"x={INPUT}")
+    got = np.load(tmp_path / next(iter(files)))
+    ep = torch.export.load(str(MODEL))
+    with torch.no_grad():
+        want = ep.module()(torch.from_numpy(np.load(INPUT))).numpy()
+    assert got.shape == want.shape == (2, 10) and got.dtype == np.float32
+    assert np.abs(got - want).max() / np.abs(want).max() <= 1e-4
+    assert r.stdout.startswith("output linear: f32[2, 10] mean ")
+
+
+@needs_gpu
+def test_round_trip_is_bit_identical_across_processes(engine, tmp_path):
+    _, first = run_outputs(engine, tmp_path / "a", "--input", f"x={INPUT}")
+    _, second = run_outputs(engine, tmp_path / "b", "--input", f"x={INPUT}")
+    _, in_process = run_outputs(MODEL, tmp_path / "m", "--device", "cuda", "--input", f"x={INPUT}")
+    assert first == second, "two loads of the same CUDA engine gave different bytes"
+    assert first == in_process, "the loaded CUDA engine differs from the one built in-process"
+
+
+@needs_gpu
+def test_random_inputs_at_other_batch_sizes_are_bit_identical(engine, tmp_path):
+    for b in (1, 5):
+        args = ("--shape", f"x={b},3,32,32", "--seed", "3")
+        _, e = run_outputs(engine, tmp_path / f"e{b}", *args)
+        _, m = run_outputs(MODEL, tmp_path / f"m{b}", "--device", "cuda", *args)
+        assert e == m
+        assert np.load(tmp_path / f"e{b}" / next(iter(e))).shape == (b, 10)
+
+
+@needs_gpu
+def test_cuda_engine_graph_on_cpu_matches_the_gpu(engine_f32, tmp_path):
+    _, gpu = run_outputs(engine_f32, tmp_path / "g", "--input", f"x={INPUT}")
+    _, cpu = run_outputs(engine_f32, tmp_path / "c", "--device", "cpu", "--input", f"x={INPUT}")
+    a = np.load(tmp_path / "g" / next(iter(gpu)))
+    b = np.load(tmp_path / "c" / next(iter(cpu)))
+    assert np.abs(a - b).max() / np.abs(b).max() <= 1e-4
+
+
+@needs_gpu
+def test_bench_json_reports_gpu_time(engine):
+    r = tc("bench", engine, "--warmup", "2", "--iterations", "50", "--batch", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["backend"] == "cuda" and j["device"].startswith("cuda:0 " + torch.cuda.get_device_name(0))
+    assert j["inputs"] == "x=4x3x32x32" and j["batch"] == 4 and j["iterations"] == 50
+    lat, gpu = j["latency_ms"], j["gpu_time_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert j["first_run_ms"] > 0 and j["second_run_ms"] > 0
+    assert gpu["iterations"] == 50 and gpu["mean"] > 0
+    assert gpu["mean"] == pytest.approx(gpu["total"] / 50, rel=1e-3)
+    # enqueued back to back, a run costs the GPU less than a synchronous round trip costs the host
+    assert gpu["mean"] < lat["max"]
+    assert j["throughput"]["inferences_per_s"] == pytest.approx(4 * j["throughput"]["executions_per_s"])
+
+
+@needs_gpu
+def test_bench_text_and_model_on_the_fly(engine):
+    r = tc("bench", MODEL, "--device", "cuda", "--warmup", "1", "--iterations", "5")
+    assert r.returncode == 0, r.stderr
+    for key in ("device: cuda:0 ", "first run: ", "captures the CUDA graph", "host latency (ms): min",
+                "gpu time (ms): mean", "throughput:"):
+        assert key in r.stdout, r.stdout
+
+
+def patched_target(data, cc=None, cudnn_major_digit=False):
+    """The engine with its target's compute capability replaced, or the first digit of its cuDNN version
+    changed (same length, so offsets stay), and the checksum recomputed."""
+    d = bytearray(data)
+    toff, _ = sections(data)[1]
+    assert struct.unpack_from("<I", d, toff)[0] == 1
+    p = toff + 4
+    p += 4 + struct.unpack_from("<I", d, p)[0]  # device name
+    if cc:
+        struct.pack_into("<II", d, p, *cc)
+    p += 12
+    p += 4 + struct.unpack_from("<I", d, p)[0]  # CUDA runtime version
+    n = struct.unpack_from("<I", d, p)[0]       # cuDNN version
+    if cudnn_major_digit:
+        assert n > 0 and chr(d[p + 4]).isdigit()
+        d[p + 4] = ord("8") if d[p + 4] != ord("8") else ord("7")
+    out = with_checksum(d)
+    assert struct.unpack_from("<Q", out, len(out) - 8)[0] == hash64(out[:-8])
+    return out
+
+
+@needs_gpu
+def test_other_compute_capability_is_rejected_with_rebuild_command(engine, tmp_path):
+    p = tmp_path / "cc.tce"
+    p.write_bytes(patched_target(engine.read_bytes(), cc=(1, 0)))
+    here = "%d.%d" % torch.cuda.get_device_capability(0)
+    for cmd in ("run", "bench"):
+        r = tc(cmd, p)
+        assert r.returncode == 1, r.stderr
+        assert "compute capability 1.0" in r.stderr and f"compute capability {here}" in r.stderr, r.stderr
+        assert "Rebuild the engine on this machine with: tensorc build" in r.stderr and "--device cuda" in r.stderr
+    r = tc("run", p, "--device", "cpu", "--input", f"x={INPUT}")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(tc("inspect", p, "--json").stdout)
+    assert info["loadable_here"] is False and "compute capability 1.0" in info["load_error"]
+    assert {s["implementation"] for s in info["steps"] if s["op"] == "convolution"} == {"cuda:cudnn"}
+
+
+@needs_gpu
+def test_other_cudnn_major_version_is_rejected_with_rebuild_command(engine, tmp_path):
+    p = tmp_path / "dnn.tce"
+    p.write_bytes(patched_target(engine.read_bytes(), cudnn_major_digit=True))
+    r = tc("run", p)
+    assert r.returncode == 1, r.stderr
+    assert "built with cuDNN" in r.stderr and "another major version" in r.stderr, r.stderr
+    assert "Rebuild the engine on this machine with: tensorc build" in r.stderr
+
+
+@needs_gpu
+def test_fp16_on_an_f32_model_is_lowered_or_refused_clearly(tmp_path):
+    out = tmp_path / "x.tce"
+    r = tc("build", MODEL, "-o", out, "--device", "cuda", "--fp16")
+    if r.returncode == 0:  # the precision pass is in this build: the engine computes in f16
+        info = json.loads(tc("inspect", out, "--json").stdout)
+        assert "f16" in {s["precision"] for s in info["steps"]}
+    else:
+        assert r.returncode == 1 and "nothing of it was lowered to f16" in r.stderr and "model.half()" in r.stderr
+        assert not out.exists()
+
+
+# ---- issue 5: an f16 ResNet-50 builds, benches and round-trips ---------------------------------
+
+@pytest.fixture(scope="module")
+def resnet50_f16(tmp_path_factory):
+    if GPU_REASON:
+        pytest.skip(GPU_REASON)
+    torchvision = pytest.importorskip("torchvision")
+    import export_models
+    d = tmp_path_factory.mktemp("r50")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(num_classes=1000).eval().half()
+    x = torch.randn(1, 3, 224, 224).half()
+    with torch.no_grad():
+        ep = torch.export.export(model, (x,)).run_decompositions(export_models.decomp_table())
+    torch.export.save(ep, str(d / "resnet50.pt2"))
+    np.save(d / "x.npy", x.numpy())
+    with torch.no_grad():
+        want = model.cuda()(x.cuda()).float().cpu().numpy()
+    return d, want
+
+
+@needs_gpu
+def test_resnet50_fp16_builds_benches_and_round_trips(resnet50_f16, tmp_path):
+    d, want = resnet50_f16
+    engine = tmp_path / "r.tce"
+    r = tc("build", d / "resnet50.pt2", "--fp16", "-o", engine, "--device", "cuda")
+    assert r.returncode == 0, r.stderr
+    r = tc("bench", engine)
+    assert r.returncode == 0, r.stderr
+    print(r.stdout)
+    assert "gpu time (ms): mean" in r.stdout
+    _, a = run_outputs(engine, tmp_path / "a", "--input", f"x={d / 'x.npy'}")
+    _, b = run_outputs(engine, tmp_path / "b", "--input", f"x={d / 'x.npy'}")
+    assert a == b, "reloaded f16 engine is not bit-identical"
+    got = np.load(tmp_path / "a" / next(iter(a))).astype(np.float64)
+    ref = want.astype(np.float64).reshape(got.shape)
+    cos = float((got * ref).sum() / np.sqrt((got * got).sum() * (ref * ref).sum()))
+    assert cos >= 0.999 and np.abs(got - ref).max() / np.abs(ref).max() <= 1e-2, cos
