@@ -654,9 +654,20 @@ class Bench:
         print(f"[bench] {model} b{batch} {name}: {msg}", flush=True)
 
     def _gflop(self, mod, args):
+        """GFLOP of one call (2 per multiply-add of convolutions, matrix products and attention).
+        nn.MultiheadAttention's inference fast path is one fused op the counter does not know (ViT's
+        projections and attention would go uncounted), so it is off while counting."""
         from torch.utils.flop_counter import FlopCounterMode
-        with FlopCounterMode(display=False) as fc:
-            mod(*args)
+        mha = getattr(self.torch.backends, "mha", None)
+        saved = mha.get_fastpath_enabled() if mha else None
+        try:
+            if mha:
+                mha.set_fastpath_enabled(False)
+            with FlopCounterMode(display=False) as fc:
+                mod(*args)
+        finally:
+            if mha:
+                mha.set_fastpath_enabled(saved)
         return fc.get_total_flops() / 1e9
 
     def _compare(self, got, ref):
@@ -840,7 +851,7 @@ def _cublaslt_version():
         return None
 
 
-def _child_argv(ns, rows, json_path):
+def _child_argv(ns, rows, json_path, budget=None):
     argv = [sys.executable, str(Path(__file__).resolve()), "--rows", rows_spec(rows),
             "--systems", ",".join(ns.system_list), "--out", str(ns.out), "--warmup", str(ns.warmup),
             "--iters", str(ns.iters), "--blocks", str(ns.blocks), "--device", ns.device,
@@ -849,6 +860,8 @@ def _child_argv(ns, rows, json_path):
         argv += ["--build-dir", str(ns.build_dir)]
     if ns.work_dir:
         argv += ["--work-dir", str(ns.work_dir)]
+    if budget:
+        argv += ["--time-budget", f"{max(budget, 1):.0f}"]
     return argv
 
 
@@ -894,24 +907,27 @@ def main(argv=None):
         budget = (deadline - time.monotonic()) if deadline else None
         print(f"[bench] the GPU context broke; running {rows_spec(rest)} in a fresh process", flush=True)
         try:
-            r = subprocess.run(_child_argv(ns, rest, path), timeout=max(budget, 1) if budget else None)
+            # rows still start until the deadline; a row running past it gets 5 more minutes
+            r = subprocess.run(_child_argv(ns, rest, path, budget), timeout=budget + 300 if budget else None)
             rc = r.returncode
         except subprocess.TimeoutExpired:
-            rc = "timeout"
+            rc = "killed at the time budget"
+        rows = []
         if path.exists():
             child = json.loads(path.read_text())
             path.unlink()
             child_runs.update(child.get("runs") or {})
-            for row in child.get("rows", []):
+            rows = child.get("rows", [])
+            for row in rows:
                 if row.get("peak_tflops") is None and peak and peak.get("tflops"):
                     row["peak_tflops"] = peak["tflops"]  # same card, measured by this process
-            return child.get("rows", [])
-        failed = []
+        done = {(row["model"], row["batch"]) for row in rows}
         for m, b in rest:
-            row = new_row(m, b)
-            row["errors"].append(f"the fresh process for the remaining rows wrote nothing (exit {rc})")
-            failed.append(row)
-        return failed
+            if (m, b) not in done:
+                row = new_row(m, b)
+                row["errors"].append(f"the fresh process for the remaining rows did not finish this row (exit {rc})")
+                rows.append(row)
+        return rows
 
     results = run_rows(ns.row_list, bench.measure_row, deadline=deadline, after_row=after_row,
                        context_ok=bench.context_ok, rerun=rerun)
