@@ -23,7 +23,7 @@ def tc(*args):
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "model.tce"
-    r = tc("build", MODEL, "-o", path)
+    r = tc("build", MODEL, "-o", path, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"built {path}: cpu engine, 11 steps"), r.stdout
     return path
@@ -73,17 +73,17 @@ def test_build_without_output_is_usage_error():
 
 @pytest.mark.parametrize("shape", ["x=1:2", "x=1:2:3:4", "x", "=1:2:3", "x=a:b:c", "x=4:2:8", "x=-1:2:3", "x=1:2:3x"])
 def test_build_bad_shape_syntax(shape, tmp_path):
-    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--shape", shape)
+    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--device", "cpu", "--shape", shape)
     assert r.returncode == 2 and "NAME=MIN:OPT:MAX" in r.stderr, r.stderr
 
 
 def test_build_shape_for_unknown_name(tmp_path):
-    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--shape", "batch=1:2:3")
+    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--device", "cpu", "--shape", "batch=1:2:3")
     assert r.returncode == 2 and "no symbolic size or input named 'batch'" in r.stderr and "s77" in r.stderr, r.stderr
 
 
 def test_build_shape_by_symbol_name(tmp_path):
-    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--shape", "s77=1:1:4")
+    r = tc("build", MODEL, "-o", tmp_path / "x.tce", "--device", "cpu", "--shape", "s77=1:1:4")
     assert r.returncode == 0, r.stderr
 
 
@@ -114,7 +114,7 @@ def test_build_unwritable_output(tmp_path):
 
 def test_build_records_settings(tmp_path):
     p = tmp_path / "x.tce"
-    r = tc("build", MODEL, "-o", p, "--fp16", "--no-tf32", "--workspace", "64", "--min-block-size", "3")
+    r = tc("build", MODEL, "-o", p, "--device", "cpu", "--fp16", "--no-tf32", "--workspace", "64", "--min-block-size", "3")
     assert r.returncode == 0, r.stderr
     info = json.loads(tc("inspect", p, "--json").stdout)
     b = info["build"]

@@ -219,7 +219,7 @@ def test_unknown_op_is_rejected_with_rebuild_command(engine, tmp_path):
 
 def test_shape_override_is_recorded(tmp_path):
     p = tmp_path / "s.tce"
-    r = tc("build", MODEL, "-o", p, "--shape", "x=2:4:16")
+    r = tc("build", MODEL, "-o", p, "--device", "cpu", "--shape", "x=2:4:16")
     assert r.returncode == 0, r.stderr
     info = json.loads(tc("inspect", p, "--json").stdout)
     dim0 = info["inputs"][0]["shape"][0]

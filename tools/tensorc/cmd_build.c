@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "`tensorc run`, `tensorc bench`, `tensorc inspect` and the C runtime (tc_engine_load) load\n"
             "without the model.\n\n"
             "  -o, --output FILE       the engine file to write (required)\n"
-            "  --device cpu|cuda       the backend to build for (default cpu); cuda needs a CUDA build of tensorc\n"
+            "  --device cpu|cuda       the backend to build for (default: cuda when this build has the CUDA\n"
+            "                          backend and a GPU is visible, else cpu)\n"
             "  --fp32                  keep f32 (default; TF32 allowed on CUDA unless --no-tf32)\n"
             "  --fp16, --bf16          CUDA: lower f32 parts of the graph to f16 / bf16 where it is safe\n"
             "  --no-tf32               CUDA: keep f32 matrix products and convolutions in full f32\n"
@@ -271,7 +272,7 @@ int tc_cli_build(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
     int64_t min_block = 1, workspace_mib = -1, threads = 0;
     bool verbose = false, fp16 = false, bf16 = false, no_tf32 = false;
-    int device = TC_BACKEND_CPU, n_precisions = 0;
+    int device = -1, n_precisions = 0; /* -1: chosen below, as trtexec does: the GPU when there is one */
     char shape_names[MAX_SHAPES][128];
     int64_t shape_vals[MAX_SHAPES][3];
     int n_shapes = 0;
@@ -343,6 +344,10 @@ int tc_cli_build(int argc, char **argv) {
     if (n_precisions > 1) {
         fprintf(stderr, "tensorc build: give at most one of --fp32, --fp16, --bf16\n");
         return 2;
+    }
+    if (device < 0) {
+        int ngpu = 0;
+        device = tc_has_cuda() && tc_device_count(&ngpu) == TC_OK && ngpu > 0 ? TC_BACKEND_CUDA : TC_BACKEND_CPU;
     }
     if (device == TC_BACKEND_CUDA && !tc_has_cuda()) {
         fprintf(stderr,
