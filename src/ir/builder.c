@@ -35,6 +35,21 @@ static bool is_graph_value(const tc_graph *g, const tc_value *v) {
     return v && v->id >= 0 && v->id < g->values.n && g->values.items[v->id] == v;
 }
 
+/* An int argument is a symbolic dim of this graph, a constant within [-2^40, 2^40] (so that shape
+ * arithmetic on it cannot overflow), or INT64_MAX / INT64_MIN, which PyTorch uses for "to the end"
+ * in slices. */
+static tc_status check_int(tc_graph *g, const char *label, const char *name, int64_t v) {
+    if (TC_DIM_IS_SYM(v)) {
+        if (TC_DIM_SYM_BASE - v >= g->syms.exprs.n)
+            return tc_errorf(&g->err, TC_ERR_INVALID_ARGUMENT, "%s: argument '%s' holds a symbolic size that is not of this graph",
+                             label, name);
+        return TC_OK;
+    }
+    if (v == INT64_MAX || v == INT64_MIN || (v >= -TC_MAX_DIM_VALUE && v <= TC_MAX_DIM_VALUE)) return TC_OK;
+    return tc_errorf(&g->err, TC_ERR_INVALID_ARGUMENT, "%s: argument '%s' is out of range (%lld)", label, name,
+                     (long long)v);
+}
+
 /* Converts a caller argument to the schema type and copies lists into the arena. */
 static tc_status bind_one(tc_graph *g, const char *label, const tc_op_argdef *d, const tc_arg *in,
                           tc_arg *out) {
@@ -74,10 +89,12 @@ static tc_status bind_one(tc_graph *g, const char *label, const tc_op_argdef *d,
     case TC_AT_INT:
         ok = in->kind == TC_ARG_INT || in->kind == TC_ARG_BOOL;
         if (in->kind == TC_ARG_BOOL) out->kind = TC_ARG_INT, out->u.i = in->u.b;
+        if (in->kind == TC_ARG_INT) TC_TRY(check_int(g, label, d->name, in->u.i));
         break;
     case TC_AT_INT_LIST:
     case TC_AT_BOOL_LIST:
         if (in->kind == TC_ARG_INT && d->type == TC_AT_INT_LIST) {
+            TC_TRY(check_int(g, label, d->name, in->u.i));
             int n = d->fixed_len ? d->fixed_len : 1;
             int64_t *v = tc_arena_alloc(&g->arena, sizeof(int64_t) * (size_t)n);
             for (int i = 0; i < n; i++) v[i] = in->u.i;
@@ -95,6 +112,8 @@ static tc_status bind_one(tc_graph *g, const char *label, const tc_op_argdef *d,
             if (in->count < 0 || (in->count > 0 && !in->u.ints))
                 return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "%s: argument '%s': bad int list", label, d->name);
             int64_t n = in->count;
+            if (d->type == TC_AT_INT_LIST)
+                for (int64_t i = 0; i < n; i++) TC_TRY(check_int(g, label, d->name, in->u.ints[i]));
             /* a one-element list stands for N equal values in int[N] */
             int64_t want = d->fixed_len && n == 1 ? d->fixed_len : n;
             int64_t *v = tc_arena_alloc(&g->arena, sizeof(int64_t) * (size_t)(want ? want : 1));
@@ -120,7 +139,11 @@ static tc_status bind_one(tc_graph *g, const char *label, const tc_op_argdef *d,
         ok = in->kind == TC_ARG_BOOL || (in->kind == TC_ARG_INT && (in->u.i == 0 || in->u.i == 1));
         if (in->kind == TC_ARG_INT) out->kind = TC_ARG_BOOL, out->u.b = in->u.i != 0;
         break;
-    case TC_AT_SCALAR: ok = in->kind == TC_ARG_INT || in->kind == TC_ARG_FLOAT || in->kind == TC_ARG_BOOL; break;
+    case TC_AT_SCALAR:
+        ok = in->kind == TC_ARG_INT || in->kind == TC_ARG_FLOAT || in->kind == TC_ARG_BOOL;
+        /* any int value is a valid Scalar, but a symbolic one must belong to this graph */
+        if (in->kind == TC_ARG_INT && TC_DIM_IS_SYM(in->u.i)) TC_TRY(check_int(g, label, d->name, in->u.i));
+        break;
     case TC_AT_STR:
         ok = in->kind == TC_ARG_STRING && in->u.s;
         if (ok) out->u.s = tc_arena_strdup(&g->arena, in->u.s);

@@ -33,6 +33,12 @@ static bool pair(tc_infer_ctx *c, int i, const int64_t *dflt, int64_t *out) {
         return false;
     }
     out[0] = v[0], out[1] = v[n - 1];
+    for (int k = 0; k < 2; k++) {
+        if (TC_DIM_IS_SYM(out[k]) || out[k] < -TC_MAX_DIM_VALUE || out[k] > TC_MAX_DIM_VALUE) {
+            tc_infer_fail(c, TC_ERR_SHAPE, "%s must be a constant in [-2^40, 2^40]", c->def->args[i].name);
+            return false;
+        }
+    }
     return true;
 }
 
