@@ -3,7 +3,10 @@
  * bias and a fused step's epilogue (relu, residual add, relu) as pointwise ops when an engine takes
  * them, the rest of the epilogue by our kernels; transposed ones cuDNN's data gradient.
  * Data stays NCHW; only when cuDNN has no NCHW engine for a case are input, filter and output
- * moved through scratch memory in NHWC. Plans are cached per node and shape. */
+ * moved through scratch memory in NHWC, or, for f16/bf16, when that (transposes included) times
+ * faster on the first run. Engines are timed on the first run too; plans are cached per node and
+ * shape. */
+#include "backend/cuda/cublaslt.h"
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/cudnn.h"
 #include "backend/cuda/kernels/activation.h"
@@ -101,7 +104,7 @@ static tc_status add_tensor(tc_cudnn_graph *g, int64_t uid, tc_dtype t, const in
 /* One attempt: the graph for layout nhwc with the first `fused` epilogue stages as pointwise ops
  * (f32 virtual intermediates, one rounding into y), with or without the reduced-precision engines. */
 static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int fused, bool relaxed,
-                             int64_t max_workspace, tc_cudnn_graph **out, tc_error *err) {
+                             int64_t max_workspace, int candidates, tc_cudnn_graph **out, tc_error *err) {
     *out = NULL;
     tc_cudnn_graph *g;
     TC_TRY(tc_cudnn_graph_create(&g, err));
@@ -151,6 +154,7 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int f
         o.forbid_tensor_cores = s->dtype == TC_F32 && !s->allow_tf32;
         o.allow_down_convert = relaxed;
         o.max_workspace = max_workspace;
+        o.candidates = candidates;
         st = tc_cudnn_graph_build(g, handle, &o, err);
     }
     if (st != TC_OK) {
@@ -159,41 +163,6 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int f
     }
     *out = g;
     return TC_OK;
-}
-
-/* Tries NCHW before NHWC, and in each layout the whole epilogue inside cuDNN first, then fewer
- * stages (the rest run as our kernels); engines that compute in reduced precision only when no
- * other engine runs the case in either layout. In NHWC the residual is not fused: it would need a
- * transposed copy of its own. Any failure moves on to the next variant (engines reject patterns in
- * several ways); the report keeps the message of the plain strict NCHW attempt, the case that
- * should always work. */
-static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan *p) {
-    void *handle = tc_cuda_cudnn(c);
-    if (!handle) return tc_cuda_fail(c, TC_ERR_CUDA, "no cuDNN handle");
-    char first[sizeof c->err->msg] = "";
-    tc_status first_status = TC_OK;
-    int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
-    for (int relaxed = 0; relaxed < 2; relaxed++)
-        for (int layout = 0; layout < 2; layout++) {
-            int most = s->transposed ? 0 : s->n_ep;
-            for (int k = 0; layout == 1 && k < most; k++)
-                if (s->ep[k] == EP_RESIDUAL) most = k;
-            for (int fused = most; fused >= 0; fused--) {
-                tc_status st = build_graph(s, handle, layout == 1, fused, relaxed == 1, max_ws, &p->graph, c->err);
-                if (st == TC_OK) {
-                    p->nhwc = layout == 1;
-                    p->fused = fused;
-                    return TC_OK;
-                }
-                if (st == TC_ERR_OUT_OF_MEMORY) return relay(c, st);
-                if (first_status == TC_OK && !fused) {
-                    first_status = st;
-                    snprintf(first, sizeof first, "%s", c->err->msg);
-                }
-            }
-        }
-    return tc_cuda_fail(c, first_status, "no cuDNN engine runs this %s %s convolution in NCHW or NHWC: %s",
-                        tc_dtype_name(s->dtype), s->transposed ? "transposed" : "forward", first);
 }
 
 static void params(const tc_cuda_call *c, int argi, int nsp, int64_t *out) {
@@ -251,16 +220,28 @@ static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int
     return TC_OK;
 }
 
-static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv_plan *p, const tc_cuda_tensor *x,
-                          const tc_cuda_tensor *w, const tc_cuda_tensor *b, const tc_cuda_tensor *r,
-                          tc_cuda_tensor *y) {
+/* The tensors cuDNN sees for plan p: the node's own buffers in NCHW, scratch copies (inputs
+ * transposed here) in NHWC or when a transposed convolution's output is cropped afterwards. */
+typedef struct conv_io {
+    int n;
+    int64_t uids[5];
+    void *ptrs[5];
+    void *xp, *yp, *ws;
+    bool cropped;
+    int64_t out_sp;
+} conv_io;
+
+static tc_status prepare_io(const tc_cuda_call *c, const conv_shape *s, const conv_plan *p, const tc_cuda_tensor *x,
+                            const tc_cuda_tensor *w, const tc_cuda_tensor *b, const tc_cuda_tensor *r,
+                            tc_cuda_tensor *y, int64_t wsb, conv_io *io) {
+    memset(io, 0, sizeof *io);
     size_t es = tc_dtype_size(s->dtype);
-    bool cropped = s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW);
-    int64_t out_sp = s->transposed ? s->OH2 * s->OW2 : s->OH * s->OW;
-    int64_t core = s->N * s->K * out_sp; /* elements cuDNN writes */
+    io->cropped = s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW);
+    io->out_sp = s->transposed ? s->OH2 * s->OW2 : s->OH * s->OW;
+    int64_t core = s->N * s->K * io->out_sp; /* elements cuDNN writes */
     void *xp = x->data, *wp = w->data, *yp = y->data;
     if (p->nhwc) {
-        size_t xbytes = (size_t)x->numel * es, cbytes = cropped ? (size_t)core * es : 0;
+        size_t xbytes = (size_t)x->numel * es, cbytes = io->cropped ? (size_t)core * es : 0;
         xp = tc_cuda_scratch(c, SLOT_X, xbytes > cbytes ? xbytes : cbytes);
         wp = tc_cuda_scratch(c, SLOT_W, (size_t)w->numel * es);
         if (!xp || !wp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the NHWC copies");
@@ -268,41 +249,172 @@ static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv
         TC_TRY(relay(c, tc_cuda_transpose_batched(w->data, wp, w->dims[0], w->dims[1], s->KH * s->KW, es, c->stream,
                                                   c->err)));
     }
-    if (p->nhwc || cropped) {
+    if (p->nhwc || io->cropped) {
         yp = tc_cuda_scratch(c, SLOT_Y, (size_t)core * es);
         if (!yp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the convolution output");
     }
-    int64_t wsb = tc_cudnn_graph_workspace(p->graph);
-    void *ws = NULL;
     if (wsb > 0) {
-        ws = tc_cuda_scratch(c, SLOT_WS, (size_t)wsb);
-        if (!ws)
+        io->ws = tc_cuda_scratch(c, SLOT_WS, (size_t)wsb);
+        if (!io->ws)
             return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %lld bytes of scratch memory for the cuDNN workspace",
                                 (long long)wsb);
     }
-    int64_t uids[5] = {UID_X, UID_W, UID_Y};
-    void *ptrs[5] = {xp, wp, yp};
-    int n = 3;
+    io->xp = xp, io->yp = yp;
+    io->uids[0] = UID_X, io->uids[1] = UID_W, io->uids[2] = UID_Y;
+    io->ptrs[0] = xp, io->ptrs[1] = wp, io->ptrs[2] = yp;
+    io->n = 3;
     for (int k = 0; k < p->fused; k++) {
-        if (s->ep[k] == EP_BIAS) uids[n] = UID_B, ptrs[n++] = b->data;
-        if (s->ep[k] == EP_RESIDUAL) uids[n] = UID_R, ptrs[n++] = r->data;
+        if (s->ep[k] == EP_BIAS) io->uids[io->n] = UID_B, io->ptrs[io->n++] = b->data;
+        if (s->ep[k] == EP_RESIDUAL) io->uids[io->n] = UID_R, io->ptrs[io->n++] = r->data;
     }
-    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), n, uids, ptrs, ws, c->err);
+    return TC_OK;
+}
+
+static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv_plan *p, const tc_cuda_tensor *x,
+                          const tc_cuda_tensor *w, const tc_cuda_tensor *b, const tc_cuda_tensor *r,
+                          tc_cuda_tensor *y) {
+    size_t es = tc_dtype_size(s->dtype);
+    conv_io io;
+    TC_TRY(prepare_io(c, s, p, x, w, b, r, y, tc_cudnn_graph_workspace(p->graph), &io));
+    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), io.n, io.uids, io.ptrs, io.ws, c->err);
     if (st != TC_OK) {
         char msg[sizeof c->err->msg];
         snprintf(msg, sizeof msg, "%s", c->err->msg);
         return tc_cuda_fail(c, st, "%s (%s)", msg, tc_cudnn_graph_engine(p->graph));
     }
+    void *yp = io.yp;
     if (p->nhwc) {
-        void *dst = cropped ? xp : y->data;
-        TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, out_sp, s->K, es, c->stream, c->err)));
+        void *dst = io.cropped ? io.xp : y->data;
+        TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, io.out_sp, s->K, es, c->stream, c->err)));
         yp = dst;
     }
-    if (cropped) {
+    if (io.cropped) {
         tc_cuda_pad_args a = {.rank = 4, .in_dims = {s->N, s->K, s->OH2, s->OW2}, .out_dims = {s->N, s->K, s->OH, s->OW}};
         TC_TRY(relay(c, tc_cuda_constant_pad(&a, yp, y->data, es, c->stream, c->err)));
     }
     return finish_epilogue(c, s, p->fused, b, r, y);
+}
+
+/* The buffers of one call, for timing plans on them. */
+typedef struct conv_bufs {
+    const tc_cuda_call *c;
+    const conv_shape *s;
+    const conv_plan *p;
+    const tc_cuda_tensor *x, *w, *b, *r;
+    tc_cuda_tensor *y;
+} conv_bufs;
+
+static tc_status conv_trial_run(void *arg, tc_error *err) {
+    (void)err; /* run_plan reports through the call's own error, which is err */
+    conv_bufs *t = arg;
+    return run_plan(t->c, t->s, t->p, t->x, t->w, t->b, t->r, t->y);
+}
+
+/* Times p's candidate engines on the call's buffers (outputs are written again by the real run
+ * that follows) and keeps the fastest. */
+static tc_status tune_engines(const conv_bufs *t, conv_plan *p, tc_tactic_info *info) {
+    const tc_cuda_call *c = t->c;
+    info->tried = 0, info->chosen = 0, info->ms = info->first_ms = -1.0f;
+    if (tc_cudnn_graph_candidates(p->graph) <= 1) return TC_OK;
+    int64_t wsb = tc_cudnn_graph_max_workspace(p->graph);
+    conv_io io;
+    TC_TRY(prepare_io(c, t->s, p, t->x, t->w, t->b, t->r, t->y, wsb, &io));
+    return relay(c, tc_cudnn_graph_tune(p->graph, tc_cuda_cudnn(c), io.n, io.uids, io.ptrs, io.ws, wsb, info, c->err));
+}
+
+/* Tries NCHW before NHWC, and in each layout the whole epilogue inside cuDNN first, then fewer
+ * stages (the rest run as our kernels); engines that compute in reduced precision only when no
+ * other engine runs the case in either layout. In NHWC the residual is not fused: it would need a
+ * transposed copy of its own. Any failure moves on to the next variant (engines reject patterns in
+ * several ways); the report keeps the message of the plain strict NCHW attempt, the case that
+ * should always work. only_layout / only_relaxed (-1: any) restrict the search; want is how many
+ * engine candidates each graph keeps for tuning; *relaxed_out tells which precision rule held. */
+static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan *p, int want, int only_layout,
+                           int only_relaxed, int *relaxed_out) {
+    void *handle = tc_cuda_cudnn(c);
+    if (!handle) return tc_cuda_fail(c, TC_ERR_CUDA, "no cuDNN handle");
+    char first[sizeof c->err->msg] = "";
+    tc_status first_status = TC_OK;
+    int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
+    for (int relaxed = 0; relaxed < 2; relaxed++)
+        for (int layout = 0; layout < 2; layout++) {
+            if ((only_layout >= 0 && layout != only_layout) || (only_relaxed >= 0 && relaxed != only_relaxed))
+                continue;
+            int most = s->transposed ? 0 : s->n_ep;
+            for (int k = 0; layout == 1 && k < most; k++)
+                if (s->ep[k] == EP_RESIDUAL) most = k;
+            for (int fused = most; fused >= 0; fused--) {
+                tc_status st =
+                    build_graph(s, handle, layout == 1, fused, relaxed == 1, max_ws, want, &p->graph, c->err);
+                if (st == TC_OK) {
+                    p->nhwc = layout == 1;
+                    p->fused = fused;
+                    *relaxed_out = relaxed;
+                    return TC_OK;
+                }
+                if (st == TC_ERR_OUT_OF_MEMORY) return relay(c, st);
+                if (first_status == TC_OK && !fused) {
+                    first_status = st;
+                    snprintf(first, sizeof first, "%s", c->err->msg);
+                }
+            }
+        }
+    if (first_status == TC_OK) first_status = TC_ERR_UNSUPPORTED;
+    return tc_cuda_fail(c, first_status, "no cuDNN engine runs this %s %s convolution in NCHW or NHWC: %s",
+                        tc_dtype_name(s->dtype), s->transposed ? "transposed" : "forward", first);
+}
+
+/* The plan for a new shape set. Outside capture (the first, eager run) the engines are timed on
+ * this call's buffers, and for f16/bf16 an NHWC plan with its transposes is timed against the
+ * NCHW one; whole runs are compared, so unfused epilogue kernels count on both sides. Failures
+ * while trying the NHWC alternative only drop it. */
+static tc_status choose_plan(conv_bufs *t, conv_plan *p) {
+    const tc_cuda_call *c = t->c;
+    const conv_shape *s = t->s;
+    int want = tc_cuda_capturing(c) || !tc_tactic_can_time(c->stream) ? 1 : tc_tactic_candidates();
+    int relaxed = 0;
+    TC_TRY(make_plan(c, s, p, want, -1, -1, &relaxed));
+    if (want <= 1) return TC_OK;
+    tc_tactic_info info;
+    TC_TRY(tune_engines(t, p, &info));
+    float nchw_ms = -1.0f, nhwc_ms = -1.0f;
+    tc_tactic_info qinfo = {0, 0, -1.0f, -1.0f};
+    if ((s->dtype == TC_F16 || s->dtype == TC_BF16) && !p->nhwc) {
+        conv_plan q;
+        memset(&q, 0, sizeof q);
+        int rq = 0;
+        tc_status st = make_plan(c, s, &q, want, 1, relaxed, &rq);
+        if (st == TC_OK) st = tune_engines(t, &q, &qinfo);
+        if (st == TC_OK) {
+            t->p = p;
+            st = tc_tactic_time(c->stream, conv_trial_run, t, 3, &nchw_ms, c->err);
+        }
+        if (st == TC_OK) {
+            t->p = &q;
+            st = tc_tactic_time(c->stream, conv_trial_run, t, 3, &nhwc_ms, c->err);
+        }
+        t->p = p;
+        if (st == TC_OK && nhwc_ms < nchw_ms) {
+            tc_cudnn_graph_free(p->graph);
+            p->graph = q.graph, p->nhwc = true, p->fused = q.fused;
+            q.graph = NULL;
+            info = qinfo;
+        }
+        tc_cudnn_graph_free(q.graph);
+        if (st == TC_ERR_OUT_OF_MEMORY) return st;
+        if (st != TC_OK) nhwc_ms = -1.0f; /* the alternative failed: the NCHW plan stays */
+    }
+    if (tc_tactic_log()) {
+        char label[256];
+        fprintf(stderr,
+                "tensorc tactic: %s: conv %s n%lld c%lld %lldx%lld -> k%lld %lldx%lld g%lld: %d candidates timed, "
+                "chosen %s %s (%d fused) %.4f ms, first %.4f ms; whole step nchw %.4f ms, nhwc %.4f ms\n",
+                tc_node_label(c->node, label, sizeof label), tc_dtype_name(s->dtype), (long long)s->N,
+                (long long)s->C, (long long)s->H, (long long)s->W, (long long)s->K, (long long)s->OH, (long long)s->OW,
+                (long long)s->G, info.tried, tc_cudnn_graph_engine(p->graph), p->nhwc ? "NHWC" : "NCHW", p->fused,
+                (double)info.ms, (double)info.first_ms, (double)nchw_ms, (double)nhwc_ms);
+    }
+    return TC_OK;
 }
 
 static tc_status cuda_convolution(const tc_cuda_call *c) {
@@ -401,7 +513,8 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         p = calloc(1, sizeof *p);
         if (!p) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for a convolution plan");
         memcpy(p->key, key, sizeof key);
-        tc_status st = make_plan(c, &s, p);
+        conv_bufs t = {c, &s, p, x, w, b, r, y};
+        tc_status st = choose_plan(&t, p);
         if (st != TC_OK) {
             conv_plan_free(p);
             return st;

@@ -9,6 +9,8 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Everything a plan depends on, as one array: compared on a cache hit so that a hash collision
@@ -23,6 +25,9 @@ struct tc_gemm_plan {
     cublasLtMatmulAlgo_t algo;
     size_t workspace_bytes;
     bool epilogue_bias;
+    /* the heuristic's valid algorithms, in its order, until tc_gemm_plan_tune picks one */
+    int ncands;
+    cublasLtMatmulAlgo_t cands[8];
 };
 
 static tc_status lt_fail(cublasStatus_t s, const char *what, tc_error *err) {
@@ -131,6 +136,23 @@ void tc_gemm_plan_free(void *ptr) {
     free(p);
 }
 
+/* Whether an alternative to the heuristic's first algorithm sums as precisely: no split-K, or
+ * split-K partial sums reduced in the compute type (in-place and output-type reductions add in
+ * f16/bf16 or with atomics, which the first choice may do but tuning must not introduce). */
+static bool same_numerics(const cublasLtMatmulAlgo_t *a) {
+    int32_t splitk = 1;
+    uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
+    size_t n = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &n) !=
+        CUBLAS_STATUS_SUCCESS)
+        return false;
+    if (splitk <= 1) return true;
+    if (cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof scheme, &n) !=
+        CUBLAS_STATUS_SUCCESS)
+        return false;
+    return scheme == CUBLASLT_REDUCTION_SCHEME_NONE || scheme == CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+}
+
 tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *desc, unsigned align_a, unsigned align_b,
                               unsigned align_d, unsigned align_bias, size_t workspace_bytes, tc_gemm_plan **out,
                               tc_error *err) {
@@ -210,9 +232,13 @@ tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *desc, unsigned align
                                            &got);
     cublasLtMatmulPreferenceDestroy(pref);
     LT_TRY(s, "heuristic query");
-    int pick = -1;
-    for (int i = 0; i < got && pick < 0; i++)
-        if (res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= workspace_bytes) pick = i;
+    int pick = -1, want = tc_tactic_candidates();
+    for (int i = 0; i < got && p->ncands < want && p->ncands < 8; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > workspace_bytes) continue;
+        if (pick >= 0 && !same_numerics(&res[i].algo)) continue;
+        if (pick < 0) pick = i;
+        p->cands[p->ncands++] = res[i].algo;
+    }
     if (pick < 0) {
         tc_gemm_plan_free(p);
         return tc_errorf(err, TC_ERR_UNSUPPORTED,
@@ -250,6 +276,156 @@ tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const
         TC_TRY(tc_cuda_rows_scale_bias(D, bias, d->dtype, d->batch * d->M, d->N, 1.0, stream, err));
     }
     return TC_OK;
+}
+
+int tc_tactic_candidates(void) {
+    const char *v = getenv("TENSORC_AUTOTUNE");
+    if (!v || !*v) return 8;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end) return 8; /* not a number: the default rather than a silent "off" */
+    if (n <= 0) return 1;
+    if (n == 1) return 8;
+    return n > TC_TACTIC_MAX ? TC_TACTIC_MAX : (int)n;
+}
+
+bool tc_tactic_log(void) {
+    const char *v = getenv("TENSORC_LOG_TACTICS");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+bool tc_tactic_can_time(void *stream) {
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing((cudaStream_t)stream, &cs) != cudaSuccess) {
+        (void)cudaGetLastError(); /* the query's own error; not sticky */
+        return false;
+    }
+    return cs == cudaStreamCaptureStatusNone;
+}
+
+tc_status tc_tactic_time(void *stream, tc_status (*fn)(void *arg, tc_error *err), void *arg, int reps, float *ms,
+                         tc_error *err) {
+    *ms = -1.0f;
+    if (reps < 1) reps = 1;
+    if (reps > 8) reps = 8;
+    cudaStream_t st = (cudaStream_t)stream;
+    cudaEvent_t ev[9] = {0};
+    int made = 0;
+    cudaError_t ce = cudaSuccess;
+    for (; made <= reps && ce == cudaSuccess; made++) ce = cudaEventCreate(&ev[made]);
+    if (ce != cudaSuccess) made--; /* the failed one holds no event */
+    tc_status s = TC_OK;
+    if (ce != cudaSuccess) s = tc_errorf(err, TC_ERR_CUDA, "tactic timing: event creation failed: %s",
+                                         cudaGetErrorString(ce));
+    if (s == TC_OK) s = fn(arg, err); /* warm-up: first-launch costs stay out of the times */
+    if (s == TC_OK) {
+        ce = cudaEventRecord(ev[0], st);
+        for (int r = 0; r < reps && ce == cudaSuccess && s == TC_OK; r++) {
+            s = fn(arg, err);
+            if (s == TC_OK) ce = cudaEventRecord(ev[r + 1], st);
+        }
+        if (s == TC_OK && ce == cudaSuccess) ce = cudaEventSynchronize(ev[reps]);
+        for (int r = 0; r < reps && s == TC_OK && ce == cudaSuccess; r++) {
+            float t = 0;
+            ce = cudaEventElapsedTime(&t, ev[r], ev[r + 1]);
+            if (ce == cudaSuccess && (*ms < 0 || t < *ms)) *ms = t;
+        }
+        if (s == TC_OK && ce != cudaSuccess)
+            s = tc_errorf(err, TC_ERR_CUDA, "tactic timing failed: %s", cudaGetErrorString(ce));
+    }
+    for (int i = 0; i < made; i++) (void)cudaEventDestroy(ev[i]);
+    if (s != TC_OK) *ms = -1.0f;
+    return s;
+}
+
+typedef struct gemm_trial {
+    tc_gemm_plan *p;
+    void *lt;
+    const void *A, *B, *bias;
+    void *D, *workspace, *stream;
+} gemm_trial;
+
+static tc_status gemm_trial_run(void *arg, tc_error *err) {
+    gemm_trial *t = arg;
+    return tc_gemm_plan_run(t->p, t->lt, t->A, t->B, t->D, t->bias, t->workspace, t->stream, err);
+}
+
+/* Elements from D's first to one past its last element. */
+static int64_t d_extent(const tc_gemm_desc *d) { return (d->batch - 1) * d->stride_d + (d->M - 1) * d->ldd + d->N; }
+
+tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
+                            void *workspace, void *stream, tc_tactic_info *info, tc_error *err) {
+    info->tried = 0, info->chosen = 0, info->ms = info->first_ms = -1.0f;
+    if (!p || p->ncands <= 1 || !tc_tactic_can_time(stream)) {
+        if (p) p->ncands = 0;
+        return TC_OK;
+    }
+    /* beta != 0 reads D: each trial would add into the last one's result, so time into a copy */
+    void *scratch_d = NULL;
+    if (p->d.beta != 0) {
+        size_t bytes = (size_t)d_extent(&p->d) * tc_dtype_size(p->d.dtype);
+        if (cudaMalloc(&scratch_d, bytes) != cudaSuccess) {
+            (void)cudaGetLastError(); /* out of memory is not sticky: keep the first algorithm */
+            p->ncands = 0;
+            return TC_OK;
+        }
+        if (cudaMemsetAsync(scratch_d, 0, bytes, (cudaStream_t)stream) != cudaSuccess) {
+            (void)cudaFree(scratch_d);
+            return tc_errorf(err, TC_ERR_CUDA, "gemm tuning: clearing a scratch output failed");
+        }
+    }
+    gemm_trial t = {p, lt, A, B, bias, scratch_d ? scratch_d : D, workspace, stream};
+    cublasLtMatmulAlgo_t first = p->cands[0];
+    int best = -1;
+    float best_ms = 0;
+    tc_status s = TC_OK;
+    char first_msg[sizeof err->msg] = "";
+    for (int i = 0; i < p->ncands; i++) {
+        p->algo = p->cands[i];
+        float ms = -1.0f;
+        s = tc_tactic_time(stream, gemm_trial_run, &t, 3, &ms, err);
+        if (s != TC_OK) {
+            /* an algorithm the library refuses at launch is skipped; a device fault shows below */
+            if (!first_msg[0]) snprintf(first_msg, sizeof first_msg, "%s", err->msg);
+            s = TC_OK;
+            continue;
+        }
+        info->tried++;
+        if (i == 0) info->first_ms = ms;
+        if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+    }
+    cudaError_t ce = cudaStreamSynchronize((cudaStream_t)stream);
+    if (ce != cudaSuccess)
+        s = tc_errorf(err, TC_ERR_CUDA, "gemm tuning: the stream failed: %s", cudaGetErrorString(ce));
+    if (scratch_d) {
+        ce = cudaFree(scratch_d);
+        if (ce != cudaSuccess && s == TC_OK)
+            s = tc_errorf(err, TC_ERR_CUDA, "gemm tuning: freeing a scratch output failed: %s", cudaGetErrorString(ce));
+    }
+    if (s != TC_OK) {
+        p->algo = first;
+        p->ncands = 0;
+        return s;
+    }
+    if (best < 0) {
+        p->algo = first;
+        p->ncands = 0;
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "gemm: no algorithm of the heuristic ran: %s", first_msg);
+    }
+    p->algo = p->cands[best];
+    info->chosen = best, info->ms = best_ms;
+    p->ncands = 0;
+    return TC_OK;
+}
+
+void tc_gemm_plan_describe(const tc_gemm_plan *p, char *buf, size_t size) {
+    int32_t id = -1, splitk = 1;
+    uint32_t tile = 0;
+    size_t n = 0;
+    (void)cublasLtMatmulAlgoConfigGetAttribute(&p->algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &n);
+    (void)cublasLtMatmulAlgoConfigGetAttribute(&p->algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &n);
+    (void)cublasLtMatmulAlgoConfigGetAttribute(&p->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &n);
+    snprintf(buf, size, "algo %d tile %u splitk %d", (int)id, (unsigned)tile, (int)splitk);
 }
 
 /* Moves the message of a helper's failure into one that names the node. */
@@ -290,14 +466,33 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         tc_gemm_plan_free(p);
         *slot = p = NULL;
     }
+    bool fresh = false;
     if (!p) {
         s = tc_gemm_plan_create(tc_cuda_cublaslt(c), &d, aa, ab, ad, abias, wsb, &p, c->err);
         if (s != TC_OK) return relay(c, s);
         *slot = p;
+        fresh = true;
     }
     void *ws = wsb ? tc_cuda_scratch(c, ws_slot, wsb) : NULL;
     if (wsb && !ws)
         return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for the gemm workspace", wsb);
+    if (fresh && p->ncands > 1 && !tc_cuda_capturing(c)) {
+        /* the plan is in the cache already: a failed tuning leaves its first algorithm in place */
+        tc_tactic_info info;
+        s = tc_gemm_plan_tune(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, &info, c->err);
+        if (s != TC_OK) return relay(c, s);
+        if (tc_tactic_log()) {
+            char label[256], what[96];
+            tc_gemm_plan_describe(p, what, sizeof what);
+            fprintf(stderr,
+                    "tensorc tactic: %s: gemm %s b%lld m%lld n%lld k%lld: %d candidates timed, chosen #%d (%s) "
+                    "%.4f ms, first %.4f ms\n",
+                    tc_node_label(c->node, label, sizeof label), tc_dtype_name(d.dtype), (long long)d.batch,
+                    (long long)d.M, (long long)d.N, (long long)d.K, info.tried, info.chosen, what, (double)info.ms,
+                    (double)info.first_ms);
+        }
+    }
+    p->ncands = 0;
     s = tc_gemm_plan_run(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, c->err);
     return s == TC_OK ? TC_OK : relay(c, s);
 }

@@ -64,4 +64,33 @@ unsigned tc_gemm_alignment(const void *p);
 tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *d, const void *A, const void *B, void *D,
                        const void *bias, int ws_slot);
 
+/* Tactic selection, shared by the cuBLASLt and cuDNN kernels. When a plan is first built in an
+ * eager run, up to tc_tactic_candidates() implementations are timed on the call's own buffers and
+ * the fastest kept in the node cache (so graph capture and later runs reuse it).
+ * TENSORC_AUTOTUNE: unset or 1 -> 8 candidates; 0 -> 1 (the first valid one, no timing); n >= 2 ->
+ * n (at most TC_TACTIC_MAX). TENSORC_LOG_TACTICS=1 prints one line per tuned plan on stderr. */
+#define TC_TACTIC_MAX 16
+int tc_tactic_candidates(void);
+bool tc_tactic_log(void);
+/* Whether stream may be timed now: false while it (or the legacy stream it syncs with) captures. */
+bool tc_tactic_can_time(void *stream);
+/* Times fn(arg) on stream: one warm-up call, then reps (1..8) calls each between two events;
+ * *ms is the fastest of them. Synchronizes the stream, so never during capture. A failure of fn
+ * is returned as is (the events are released). */
+tc_status tc_tactic_time(void *stream, tc_status (*fn)(void *arg, tc_error *err), void *arg, int reps, float *ms,
+                         tc_error *err);
+/* What a tuning step did, for logs: candidates that ran, the chosen index, its time and the time
+ * of candidate 0 (the heuristic's first choice); ms < 0 when nothing was timed. */
+typedef struct tc_tactic_info {
+    int tried, chosen;
+    float ms, first_ms;
+} tc_tactic_info;
+/* Times the plan's heuristic candidates on these buffers and keeps the fastest (ties: the lower
+ * index). beta != 0 products time into a temporary copy of D, so D keeps its contents. Keeps the
+ * first candidate when only one is valid or the stream is capturing. */
+tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
+                            void *workspace, void *stream, tc_tactic_info *info, tc_error *err);
+/* The chosen algorithm's id and tile, for logs. */
+void tc_gemm_plan_describe(const tc_gemm_plan *p, char *buf, size_t size);
+
 #endif

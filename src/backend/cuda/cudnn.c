@@ -3,6 +3,7 @@
  * the execution plan, and execution through a variant pack. Every descriptor the graph creates is
  * kept until tc_cudnn_graph_free, because plans may refer to them. */
 #include "backend/cuda/cudnn.h"
+#include "backend/cuda/cublaslt.h"
 #include "core/dtype.h"
 
 #include <stdio.h>
@@ -22,6 +23,11 @@ struct tc_cudnn_graph {
     cudnnBackendDescriptor_t heur[2];
     int ncfgs;
     cudnnBackendDescriptor_t cfgs[MAX_CFGS];
+    /* finalized plans that passed the options, in heuristic order; plan is one of them */
+    int ncands;
+    cudnnBackendDescriptor_t cands[TC_TACTIC_MAX];
+    int64_t cand_ws[TC_TACTIC_MAX], cand_id[TC_TACTIC_MAX];
+    char cand_engine[TC_TACTIC_MAX][64];
     cudnnBackendDescriptor_t plan;
     int64_t workspace;
     char engine[64];
@@ -71,7 +77,7 @@ static void destroy(cudnnBackendDescriptor_t d) {
 void tc_cudnn_graph_free(void *ptr) {
     tc_cudnn_graph *g = ptr;
     if (!g) return;
-    destroy(g->plan);
+    for (int i = 0; i < g->ncands; i++) destroy(g->cands[i]);
     for (int i = 0; i < g->ncfgs; i++) destroy(g->cfgs[i]);
     for (int i = 0; i < 2; i++) destroy(g->heur[i]);
     destroy(g->opgraph);
@@ -311,8 +317,10 @@ static bool has_note(const cudnnBackendNumericalNote_t *notes, int64_t n, cudnnB
     return false;
 }
 
-/* Whether cfg's engine passes the options; *why says what excluded it. */
-static bool cfg_allowed(cudnnBackendDescriptor_t cfg, const tc_cudnn_plan_options *o, int64_t *engine_id,
+/* Whether cfg's engine passes the options; *why says what excluded it. An alternative to the
+ * first valid engine (extra) must also be deterministic and not transform the arithmetic (FFT,
+ * Winograd): tuning picks between equally exact engines and never trades precision for speed. */
+static bool cfg_allowed(cudnnBackendDescriptor_t cfg, const tc_cudnn_plan_options *o, bool extra, int64_t *engine_id,
                         const char **why) {
     *engine_id = -1;
     *why = NULL;
@@ -335,6 +343,12 @@ static bool cfg_allowed(cudnnBackendDescriptor_t cfg, const tc_cudnn_plan_option
     else if (!o->allow_down_convert && (has_note(notes, nn, CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS) ||
                                         has_note(notes, nn, CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)))
         *why = "computes in reduced precision";
+    else if (extra && (has_note(notes, nn, CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) ||
+                       has_note(notes, nn, CUDNN_NUMERICAL_NOTE_FFT) || has_note(notes, nn, CUDNN_NUMERICAL_NOTE_WINOGRAD) ||
+                       has_note(notes, nn, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4) ||
+                       has_note(notes, nn, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6) ||
+                       has_note(notes, nn, CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13)))
+        *why = "is nondeterministic or transforms the arithmetic";
     return *why == NULL;
 }
 
@@ -344,6 +358,7 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
     tc_cudnn_plan_options o = {0};
     if (opt) o = *opt;
     if (o.max_workspace <= 0) o.max_workspace = (int64_t)256 << 20;
+    int want = o.candidates < 1 ? 1 : o.candidates > TC_TACTIC_MAX ? TC_TACTIC_MAX : o.candidates;
     cudnnHandle_t h = handle;
     TC_TRY(finalize_opgraph(g, h, err));
 
@@ -351,7 +366,7 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
     const char *mode_names[2] = {"A", "fallback"};
     char last[512] = "";
     int tried = 0, excluded = 0;
-    for (int m = 0; m < 2 && !g->plan; m++) {
+    for (int m = 0; m < 2 && g->ncands < want; m++) {
         DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &g->heur[m]), "heuristics creation");
         DNN_TRY(cudnnBackendSetAttribute(g->heur[m], CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g->opgraph), "heuristics graph");
@@ -382,13 +397,17 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
             continue;
         }
         if (got > made) got = made;
-        for (int64_t i = 0; i < got && !g->plan; i++) {
+        for (int64_t i = 0; i < got && g->ncands < want; i++) {
             int64_t engine_id;
             const char *why;
-            if (!cfg_allowed(cfgs[i], &o, &engine_id, &why)) {
+            if (!cfg_allowed(cfgs[i], &o, g->ncands > 0, &engine_id, &why)) {
                 excluded++;
                 continue;
             }
+            /* the fallback list repeats engines mode A already gave */
+            bool seen = false;
+            for (int k = 0; m == 1 && k < g->ncands; k++) seen = seen || g->cand_id[k] == engine_id;
+            if (seen) continue;
             tried++;
             cudnnBackendDescriptor_t plan = NULL;
             if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS)
@@ -413,11 +432,18 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
                 cudnnBackendDestroyDescriptor(plan);
                 continue;
             }
-            g->plan = plan;
-            g->workspace = ws;
-            snprintf(g->engine, sizeof g->engine, "engine %lld (mode %s #%lld)", (long long)engine_id,
+            int k = g->ncands++;
+            g->cands[k] = plan;
+            g->cand_ws[k] = ws;
+            g->cand_id[k] = engine_id;
+            snprintf(g->cand_engine[k], sizeof g->cand_engine[k], "engine %lld (mode %s #%lld)", (long long)engine_id,
                      mode_names[m], (long long)i);
         }
+    }
+    if (g->ncands > 0) {
+        g->plan = g->cands[0];
+        g->workspace = g->cand_ws[0];
+        snprintf(g->engine, sizeof g->engine, "%s", g->cand_engine[0]);
     }
     if (!g->plan)
         return tc_errorf(err, TC_ERR_UNSUPPORTED,
@@ -431,38 +457,122 @@ int64_t tc_cudnn_graph_workspace(const tc_cudnn_graph *g) { return g->workspace;
 
 const char *tc_cudnn_graph_engine(const tc_cudnn_graph *g) { return g->plan ? g->engine : "none"; }
 
-tc_status tc_cudnn_graph_execute(const tc_cudnn_graph *g, void *handle, int n, const int64_t *uids,
-                                 void *const *ptrs, void *workspace, tc_error *err) {
-    if (!g->plan) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: not built");
-    if (g->workspace > 0 && !workspace)
+/* Checks the pointers and makes a finalized variant pack; *vp is NULL on failure. */
+static tc_status make_variant_pack(int64_t workspace_bytes, int n, const int64_t *uids, void *const *ptrs,
+                                   void *workspace, cudnnBackendDescriptor_t *vp, tc_error *err) {
+    *vp = NULL;
+    if (workspace_bytes > 0 && !workspace)
         return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: missing %lld-byte workspace",
-                         (long long)g->workspace);
+                         (long long)workspace_bytes);
     for (int i = 0; i < n; i++)
         if (!ptrs[i])
             return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: NULL pointer for tensor %lld",
                              (long long)uids[i]);
-    cudnnBackendDescriptor_t vp = NULL;
-    DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp), "variant pack creation");
-    cudnnStatus_t s =
-        cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
+    DNN_TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, vp), "variant pack creation");
+    cudnnStatus_t s = cudnnBackendSetAttribute(*vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids);
     const char *what = "variant pack uids";
     if (s == CUDNN_STATUS_SUCCESS) {
         what = "variant pack pointers";
-        s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
+        s = cudnnBackendSetAttribute(*vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs);
     }
     if (s == CUDNN_STATUS_SUCCESS) {
         what = "variant pack workspace";
-        s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+        s = cudnnBackendSetAttribute(*vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
     }
     if (s == CUDNN_STATUS_SUCCESS) {
         what = "variant pack finalize";
-        s = cudnnBackendFinalize(vp);
+        s = cudnnBackendFinalize(*vp);
     }
-    if (s == CUDNN_STATUS_SUCCESS) {
-        what = "execute";
-        s = cudnnBackendExecute((cudnnHandle_t)handle, g->plan, vp);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        tc_status st = tc_cudnn_check(s, what, err);
+        cudnnBackendDestroyDescriptor(*vp);
+        *vp = NULL;
+        return st;
     }
-    tc_status st = tc_cudnn_check(s, what, err);
+    return TC_OK;
+}
+
+tc_status tc_cudnn_graph_execute(const tc_cudnn_graph *g, void *handle, int n, const int64_t *uids,
+                                 void *const *ptrs, void *workspace, tc_error *err) {
+    if (!g->plan) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: not built");
+    cudnnBackendDescriptor_t vp = NULL;
+    TC_TRY(make_variant_pack(g->workspace, n, uids, ptrs, workspace, &vp, err));
+    tc_status st = tc_cudnn_check(cudnnBackendExecute((cudnnHandle_t)handle, g->plan, vp), "execute", err);
     cudnnBackendDestroyDescriptor(vp);
     return st;
+}
+
+int tc_cudnn_graph_candidates(const tc_cudnn_graph *g) { return g->ncands; }
+
+int64_t tc_cudnn_graph_max_workspace(const tc_cudnn_graph *g) {
+    int64_t m = g->workspace;
+    for (int i = 0; i < g->ncands; i++)
+        if (g->cand_ws[i] > m) m = g->cand_ws[i];
+    return m;
+}
+
+/* Keeps candidate k as the plan and releases the others (their compiled kernels hold memory). */
+static void keep_candidate(tc_cudnn_graph *g, int k) {
+    for (int i = 0; i < g->ncands; i++)
+        if (i != k) destroy(g->cands[i]);
+    g->cands[0] = g->cands[k];
+    g->cand_ws[0] = g->cand_ws[k];
+    g->cand_id[0] = g->cand_id[k];
+    if (k != 0) memcpy(g->cand_engine[0], g->cand_engine[k], sizeof g->cand_engine[0]);
+    g->ncands = 1;
+    g->plan = g->cands[0];
+    g->workspace = g->cand_ws[0];
+    snprintf(g->engine, sizeof g->engine, "%s", g->cand_engine[0]);
+}
+
+typedef struct dnn_trial {
+    cudnnHandle_t h;
+    cudnnBackendDescriptor_t plan, vp;
+} dnn_trial;
+
+static tc_status dnn_trial_run(void *arg, tc_error *err) {
+    dnn_trial *t = arg;
+    return tc_cudnn_check(cudnnBackendExecute(t->h, t->plan, t->vp), "execute", err);
+}
+
+tc_status tc_cudnn_graph_tune(tc_cudnn_graph *g, void *handle, int n, const int64_t *uids, void *const *ptrs,
+                              void *workspace, int64_t workspace_bytes, tc_tactic_info *info, tc_error *err) {
+    info->tried = 0, info->chosen = 0, info->ms = info->first_ms = -1.0f;
+    if (!g->plan) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: not built");
+    if (g->ncands <= 1) return TC_OK;
+    cudaStream_t stream = NULL;
+    DNN_TRY(cudnnGetStream((cudnnHandle_t)handle, &stream), "getting the stream");
+    if (!tc_tactic_can_time(stream)) {
+        keep_candidate(g, 0);
+        return TC_OK;
+    }
+    int best = -1;
+    float best_ms = 0;
+    char first_msg[sizeof err->msg + 80] = "";
+    for (int i = 0; i < g->ncands; i++) {
+        if (g->cand_ws[i] > workspace_bytes) continue;
+        dnn_trial t = {(cudnnHandle_t)handle, g->cands[i], NULL};
+        float ms = -1.0f;
+        tc_status s = make_variant_pack(g->cand_ws[i], n, uids, ptrs, workspace, &t.vp, err);
+        if (s == TC_OK) s = tc_tactic_time(stream, dnn_trial_run, &t, 3, &ms, err);
+        if (t.vp) cudnnBackendDestroyDescriptor(t.vp);
+        if (s == TC_ERR_OUT_OF_MEMORY) return s;
+        if (s != TC_OK) {
+            /* an engine that refuses these buffers at launch is passed over; a device fault shows below */
+            if (!first_msg[0]) snprintf(first_msg, sizeof first_msg, "%s: %s", g->cand_engine[i], err->msg);
+            continue;
+        }
+        info->tried++;
+        if (i == 0) info->first_ms = ms;
+        if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+    }
+    cudaError_t ce = cudaStreamSynchronize(stream);
+    if (ce != cudaSuccess)
+        return tc_errorf(err, TC_ERR_CUDA, "cuDNN tuning: the stream failed: %s", cudaGetErrorString(ce));
+    if (best < 0)
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "cuDNN tuning: no candidate engine ran (%s)",
+                         first_msg[0] ? first_msg : "none fits the workspace");
+    keep_candidate(g, best);
+    info->chosen = best, info->ms = best_ms;
+    return TC_OK;
 }

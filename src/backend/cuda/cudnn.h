@@ -5,6 +5,7 @@
 #ifndef TC_BACKEND_CUDA_CUDNN_H
 #define TC_BACKEND_CUDA_CUDNN_H
 
+#include "backend/cuda/cublaslt.h"
 #include "backend/cuda/cuda.h"
 
 #include <cudnn_graph.h>
@@ -67,14 +68,28 @@ typedef struct tc_cudnn_plan_options {
     bool forbid_tensor_cores; /* skip engines with the TENSOR_CORE note (f32 data without TF32) */
     bool allow_down_convert;  /* accept DOWN_CONVERT_INPUTS / REDUCED_PRECISION_REDUCTION engines */
     int64_t max_workspace;    /* bytes; engines needing more are skipped; 0 = 256 MiB */
+    int candidates;           /* finalized plans to keep for tc_cudnn_graph_tune (<= 1: the first only) */
 } tc_cudnn_plan_options;
 
 /* Finalizes the operation graph and picks the first engine configuration, in the order of
- * heuristic mode A and then the fallback list, that passes the options and whose plan finalizes.
+ * heuristic mode A and then the fallback list, that passes the options and whose plan finalizes;
+ * with opt->candidates > 1 it keeps up to that many such plans (after the first, only
+ * deterministic ones without FFT or Winograd arithmetic, and no engine twice from the fallback
+ * list), the first being the plan until tc_cudnn_graph_tune chooses.
  * handle is a cudnnHandle_t. TC_ERR_UNSUPPORTED (with cuDNN's last explanation) when none does. */
 tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_plan_options *opt, tc_error *err);
 /* Workspace bytes the built plan needs. */
 int64_t tc_cudnn_graph_workspace(const tc_cudnn_graph *g);
+/* The plans kept for tuning (1 after tc_cudnn_graph_tune), and the most workspace any needs. */
+int tc_cudnn_graph_candidates(const tc_cudnn_graph *g);
+int64_t tc_cudnn_graph_max_workspace(const tc_cudnn_graph *g);
+/* Times every kept plan (one warm-up and three timed executions on the handle's stream) on these
+ * tensors, which must be real buffers of this graph's shapes: outputs are overwritten, inputs only
+ * read. Plans needing more than workspace_bytes are skipped. Keeps the fastest (ties: the earlier
+ * in heuristic order) and releases the others; keeps the first without timing while the stream is
+ * capturing. Synchronizes the stream. TC_ERR_UNSUPPORTED when no plan runs. */
+tc_status tc_cudnn_graph_tune(tc_cudnn_graph *g, void *handle, int n, const int64_t *uids, void *const *ptrs,
+                              void *workspace, int64_t workspace_bytes, tc_tactic_info *info, tc_error *err);
 /* A short description of the chosen engine ("engine 10 (mode A #0)") for logs and messages. */
 const char *tc_cudnn_graph_engine(const tc_cudnn_graph *g);
 /* Enqueues the plan on the handle's stream with the n non-virtual tensors' pointers; workspace
