@@ -278,12 +278,15 @@ tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const
     return TC_OK;
 }
 
+/* Timing-based selection is opt-in (TENSORC_AUTOTUNE=1, or a candidate count) until the choices
+ * are stored in engine files: timing noise can pick different algorithms in two processes, and a
+ * reloaded engine must give the same bits as the one that was saved. */
 int tc_tactic_candidates(void) {
     const char *v = getenv("TENSORC_AUTOTUNE");
-    if (!v || !*v) return 8;
+    if (!v || !*v) return 1;
     char *end = NULL;
     long n = strtol(v, &end, 10);
-    if (end == v || *end) return 8; /* not a number: the default rather than a silent "off" */
+    if (end == v || *end) return 1;
     if (n <= 0) return 1;
     if (n == 1) return 8;
     return n > TC_TACTIC_MAX ? TC_TACTIC_MAX : (int)n;

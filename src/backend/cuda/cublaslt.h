@@ -67,8 +67,9 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *d, const void 
 /* Tactic selection, shared by the cuBLASLt and cuDNN kernels. When a plan is first built in an
  * eager run, up to tc_tactic_candidates() implementations are timed on the call's own buffers and
  * the fastest kept in the node cache (so graph capture and later runs reuse it).
- * TENSORC_AUTOTUNE: unset or 1 -> 8 candidates; 0 -> 1 (the first valid one, no timing); n >= 2 ->
- * n (at most TC_TACTIC_MAX). TENSORC_LOG_TACTICS=1 prints one line per tuned plan on stderr. */
+ * TENSORC_AUTOTUNE: unset or 0 -> 1 (the first valid one, no timing: the default, so that engines
+ * reloaded in another process give the same bits); 1 -> 8 candidates; n >= 2 -> n (at most
+ * TC_TACTIC_MAX). TENSORC_LOG_TACTICS=1 prints one line per tuned plan on stderr. */
 #define TC_TACTIC_MAX 16
 int tc_tactic_candidates(void);
 bool tc_tactic_log(void);
