@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+case "$BUILD" in /*) BUILD_ABS=$BUILD ;; *) BUILD_ABS=$PWD/$BUILD ;; esac
 PY=${PYTHON:-python3}
 
 if ! "$PY" -c 'import torch, torchvision, numpy, pytest' 2>/dev/null; then
@@ -22,9 +23,9 @@ echo "== C tests (ctest)"
 ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)"
 
 echo "== Python tests (pytest)"
-export TENSORC_LIB="$PWD/$BUILD/libtensorc.so"
-export TENSORC_CLI="$PWD/$BUILD/tensorc"
-export TENSORC_PYTHONPATH="$PWD/$BUILD/python"
+export TENSORC_LIB="$BUILD_ABS/libtensorc.so"
+export TENSORC_CLI="$BUILD_ABS/tensorc"
+export TENSORC_PYTHONPATH="$BUILD_ABS/python"
 set +e
 "$PY" -m pytest -q -ra tests/python
 rc=$?

@@ -1,12 +1,15 @@
 """tensorc.compile and tensorc.Input: a PyTorch module (nn.Module, ExportedProgram, TorchScript,
 fx.GraphModule) to core ATen through torch.export, partitioned between tensorc engines and PyTorch;
 and the torch.compile backend "tensorc", which does the same to each graph Dynamo captures."""
+import copy
+
 import torch
 import torch.fx
 
 from . import _C
 from ._log import logger
 from .partition import stitch
+from .translate import short_op_name
 
 # ops whose composite form tensorc implements whole: the decomposition table must not split them
 KEEP_COMPOSITES = ("linear", "silu", "hardswish", "hardsigmoid", "scaled_dot_product_attention")
@@ -182,6 +185,51 @@ def _op_pattern(o):
                     "'torch.ops.aten.relu.default' or 'aten.relu', or the op objects")
 
 
+def _is_check(node):
+    """A node that only checks something (torch.export's _assert_tensor_metadata for .to() calls,
+    _assert_scalar, sym_constrain_range*) and computes nothing that anything reads."""
+    if node.op != "call_function" or node.users or not isinstance(node.target, torch._ops.OpOverload):
+        return False
+    return short_op_name(node.target).startswith(("_assert", "sym_constrain_range", "_check"))
+
+
+def _retraceable(ep):
+    """ep, or a copy of it (weights shared) that run_decompositions can retrace on the device its
+    weights are on now. A program exported on one device and moved with move_to_device_pass keeps
+    what was true on the first device: _assert_tensor_metadata nodes compare tensors on cuda:0 with
+    the device "cuda" and fail, and a view may rely on the layout one device's kernel gave
+    (torchvision's attention views the permuted output of SDPA, which the CPU kernel makes contiguous
+    in that order and CUDA's kernels do not, so the .contiguous() between them recorded no copy).
+    Views become reshapes, which the retrace turns back into views where the layout allows and into
+    a copy and a view where it does not; metadata checks go (the C importer drops them too)."""
+    graph = copy.deepcopy(ep.graph)
+    changed = False
+    for n in list(graph.nodes):
+        if _is_check(n) and n.target is torch.ops.aten._assert_tensor_metadata.default:
+            graph.erase_node(n)
+            changed = True
+        elif n.op == "call_function" and n.target in (torch.ops.aten.view.default, torch.ops.aten._unsafe_view.default):
+            n.target = torch.ops.aten.reshape.default
+            changed = True
+    if not changed:
+        return ep
+    gm = torch.fx.GraphModule(ep.graph_module, graph)
+    gm.meta.update(ep.graph_module.meta)
+    return ep._update(gm, ep.graph_signature)
+
+
+def _decomposed_module(ep):
+    """ep in core ATen as a GraphModule without the nodes that only check (they compute nothing, and
+    in PyTorch between engines they would run for nothing or fail, as above)."""
+    gm = _retraceable(ep).run_decompositions(decomposition_table()).module()
+    checks = [n for n in gm.graph.nodes if _is_check(n)]
+    for n in checks:
+        gm.graph.erase_node(n)
+    if checks:
+        gm.recompile()
+    return gm
+
+
 def _to_exported(module, ir, args, dynamic_shapes):
     if isinstance(module, torch.export.ExportedProgram):
         return module
@@ -243,9 +291,7 @@ def compile(module, inputs=None, *, ir="default", enabled_precisions=None, devic
     if specs is None and not isinstance(module, torch.export.ExportedProgram):
         raise ValueError("tensorc.compile: inputs are needed (example tensors or tensorc.Input)")
     args, dynamic_shapes = _examples(specs or [], dev)
-    ep = _to_exported(module, ir, args, dynamic_shapes)
-    ep = ep.run_decompositions(decomposition_table())
-    gm = ep.module()
+    gm = _decomposed_module(_to_exported(module, ir, args, dynamic_shapes))
     if specs is None:
         specs = [Input.from_tensor(n.meta["val"]) for n in gm.graph.nodes
                  if n.op == "placeholder" and isinstance(n.meta.get("val"), torch.Tensor)]
@@ -274,8 +320,7 @@ def partition_report(module, inputs=None, **kwargs):
     if kwargs:
         raise TypeError(f"tensorc.partition_report: unexpected arguments {sorted(kwargs)}")
     args, dynamic_shapes = _examples(specs or [], dev)
-    ep = _to_exported(module, ir, args, dynamic_shapes).run_decompositions(decomposition_table())
-    gm = ep.module()
+    gm = _decomposed_module(_to_exported(module, ir, args, dynamic_shapes))
     _gm, part = stitch(gm, settings, _sym_overrides(gm, specs))
     return part.report()
 

@@ -20,6 +20,14 @@ REASONS = ["", "unknown op", "rejected by the op table", "unsupported by the bac
            "forced by torch_executed_ops", "block below min_block_size"]
 
 
+# A view is valid for the layout its input had when the graph was traced. In PyTorch between engines
+# its input may be laid out otherwise: engines return contiguous tensors where the trace may have had
+# another layout (so a permute after an engine need not give what the traced permute gave), and a
+# kernel may choose another layout than its meta function. Such views run as reshape, which views
+# where it can and copies where it must.
+_VIEWS = (torch.ops.aten.view.default, torch.ops.aten._unsafe_view.default)
+
+
 class UnsupportedError(RuntimeError):
     """require_full_compilation was set and some nodes cannot run on the backend."""
 
@@ -385,7 +393,10 @@ def stitch(gm, settings, sym_overrides):
                 g.meta = dict(o.meta)
                 st.env[o] = g
         else:
-            st.env[item] = st.graph.node_copy(item, lambda a: st.arg(a))
+            new = st.graph.node_copy(item, lambda a: st.arg(a))
+            if new.target in _VIEWS:
+                new.target = torch.ops.aten.reshape.default
+            st.env[item] = new
     for n in gm.graph.nodes:
         if n.op == "output":
             st.graph.node_copy(n, lambda a: st.arg(a))

@@ -214,6 +214,79 @@ def test_dryrun_prints_the_report_and_returns_the_module(capsys):
     assert "PyTorch: op 'tensorc_test.scale_shift' is not in the op table" in text
 
 
+def _small_vit():
+    torchvision = pytest.importorskip("torchvision")
+    from torchvision.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    m = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                          num_classes=10)
+    with torch.no_grad():  # torchvision zero-initializes these: the logits would be all zeros
+        for p in (m.heads.head.weight, m.heads.head.bias, m.class_token):
+            p.normal_(0, 0.5)
+    return _eval(m), torch.randn(2, 3, 32, 32)
+
+
+def test_views_left_in_pytorch_run_as_reshape():
+    # torchvision's attention views the permuted SDPA output: the .contiguous() between them recorded no
+    # copy because the traced SDPA output made the permute contiguous. An engine's SDPA output is
+    # contiguous, so the permute after it, run in PyTorch, is not, and a view of it would fail.
+    model, x = _small_vit()
+    cm = tensorc.compile(model, [x], torch_executed_ops=["aten.permute", "aten.view"], min_block_size=1)
+    targets = [n.target for n in torch_nodes(cm)]
+    assert torch.ops.aten.permute.default in targets and torch.ops.aten.reshape.default in targets
+    assert torch.ops.aten.view.default not in targets, cm._tensorc_report
+    assert_close_f32(cm(x), eager(model, x))
+
+
+def test_program_moved_to_another_device_is_retraced_with_a_copy_where_a_view_would_fail():
+    # what tensorc.compile does with an ExportedProgram exported on the CPU and moved to the GPU:
+    # the retrace to core ATen runs the moved device's meta functions, whose SDPA layout differs from the
+    # CPU kernel's (here the meta device stands in for CUDA)
+    import importlib
+
+    import torch.export.passes
+    compile_mod = importlib.import_module("tensorc.compile")
+    model, x = _small_vit()
+    with torch.no_grad():
+        ep = torch.export.export(model, (x,)).run_decompositions(tensorc.decomposition_table())
+    ep = torch.export.passes.move_to_device_pass(ep, "meta")
+    before = [(n.name, n.target) for n in ep.graph.nodes]
+    gm = compile_mod._decomposed_module(ep)
+    assert [(n.name, n.target) for n in ep.graph.nodes] == before, "the caller's program was changed"
+    sdpa = next(n for n in gm.graph.nodes if n.target is torch.ops.aten.scaled_dot_product_attention.default)
+    permute = next(iter(sdpa.users))
+    assert permute.target is torch.ops.aten.permute.default
+    assert [u.target for u in permute.users] == [torch.ops.aten.clone.default]
+
+
+class MaskedLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(8, 8)
+
+    def forward(self, x, mask):
+        return torch.relu(self.l(x)) * mask.to(torch.float32)
+
+
+@pytest.mark.parametrize("device", ["cpu:0", "meta"])
+def test_export_metadata_checks_are_dropped(device):
+    # torch.export checks the input of .to() with _assert_tensor_metadata; move_to_device_pass rewrites
+    # its device to one a tensor's device need not equal ("cuda" for cuda:0), so it fails in the retrace
+    # or at run time. It computes nothing: compile drops it, as the .pt2 importer does.
+    model = _eval(MaskedLinear())
+    x, mask = torch.randn(2, 8), (torch.rand(2, 8) > 0.5).to(torch.int64)
+    with torch.no_grad():
+        ep = torch.export.export(model, (x, mask))
+    checks = [n for n in ep.graph.nodes if n.target is torch.ops.aten._assert_tensor_metadata.default]
+    assert checks, "torch.export no longer checks the input of .to(): the test proves nothing"
+    for n in checks:
+        n.kwargs = {**n.kwargs, "device": torch.device(device)}
+    cm = tensorc.compile(ep, min_block_size=1)
+    assert torch_nodes(cm) == [], cm._tensorc_report
+    assert [n.target for n in ep.graph.nodes if n in checks] == [torch.ops.aten._assert_tensor_metadata.default] * len(checks)
+    assert_close_f32(cm(x, mask), eager(model, x, mask))
+
+
 # ---- dynamic shapes ----------------------------------------------------------------------------
 
 def test_dynamic_batch_runs_at_three_sizes_and_rejects_out_of_range():

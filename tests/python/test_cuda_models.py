@@ -2,8 +2,17 @@
 (random weights) exported to .pt2 by export_models.py, run through tensorc's CUDA backend and compared
 with eager PyTorch on the same GPU, through the Python package and through the CLI.
 
-Tolerances: f32 (tensorc with TF32 on; the reference is eager in full f32): max|got - want| / max|want|
-<= 1e-3. f16: cosine similarity >= 0.999. Every test prints its error and timings (visible with -s or
+Tolerances: f32: max|got - want| / max|want| <= 1e-3 against eager PyTorch with TF32 on as well
+(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32), the same arithmetic class
+as the engine, which builds with TF32 allowed; the distance to eager in full f32 is printed beside it
+for context. TF32 keeps 10 mantissa bits of each matmul and convolution input, so TF32 alone moves
+BERT-base's pooled output by about 1e-3 of its largest value (measured: eager TF32 vs f32 1.07e-3 on
+an H100). The engine and eager both round those inputs to TF32 but pick other kernels, tiles and
+summation orders, and where a later layer's input differs in its last f32 bits it may round to
+another TF32 value: were those roundings independent, the two TF32 results would differ by about
+1.4 times TF32's own error, above 1e-3 here. So a failure whose error is close to the printed "eager
+TF32 vs f32" figure can be TF32 alone rather than an engine bug; the bound is not widened for that.
+f16: cosine similarity >= 0.999 against eager f16. Every test prints its error and timings (visible with -s or
 without xdist, and appended to $TENSORC_GPU_MODEL_REPORT when set). Environment: TENSORC_GPU_MODELS
 (families, comma-separated; default all four), TENSORC_GPU_MODEL_PATHS (python,cli; default both)."""
 import fcntl
@@ -182,8 +191,9 @@ _refs = {}
 
 
 def reference(family, dt, man):
-    """Eager PyTorch on the GPU for the exported model: outputs (full f32 for f32 models), the same
-    with TF32 on (context for f32 errors), and eager ms per call."""
+    """Eager PyTorch on the GPU for the exported model: outputs with TF32 off (full f32 for f32
+    models), the same with TF32 on (f32 models only: what f32 engines are held to), and eager ms per
+    call."""
     key = (family, dt)
     if key in _refs:
         return _refs[key]
@@ -213,16 +223,21 @@ def reference(family, dt, man):
 
 
 def check(request, label, dt, got, want, want_tf32, extra):
+    """f32: the max relative error against eager with TF32 on (want_tf32); f16: the cosine against
+    eager. Both printed for every output, with the distances to full-f32 eager for f32."""
     assert len(got) == len(want), f"{label}: {len(got)} outputs, eager has {len(want)}"
     worst_rel, worst_cos, lines = 0.0, 1.0, []
     for i, (g, w) in enumerate(zip(got, want)):
         assert tuple(g.shape) == tuple(w.shape), f"{label}: output {i} has shape {tuple(g.shape)}, want {tuple(w.shape)}"
         assert g.dtype == w.dtype, f"{label}: output {i} is {g.dtype}, want {w.dtype}"
-        rel, cos = errors(g, w)
+        if dt == "f32":
+            rel, cos = errors(g, want_tf32[i])
+            note = (f"out{i}: max rel err {rel:.3g} vs eager TF32, cosine {cos:.6f} (vs eager f32: "
+                    f"{errors(g, w)[0]:.3g}; eager TF32 vs f32: {errors(want_tf32[i], w)[0]:.3g})")
+        else:
+            rel, cos = errors(g, w)
+            note = f"out{i}: max rel err {rel:.3g}, cosine {cos:.6f}"
         nonfinite = int((~torch.isfinite(g)).sum())
-        note = f"out{i}: max rel err {rel:.3g}, cosine {cos:.6f}"
-        if want_tf32 is not None:
-            note += f" (eager TF32 vs f32: {errors(want_tf32[i], w)[0]:.3g})"
         if nonfinite:
             note += f", {nonfinite} non-finite values"
         lines.append(note)
@@ -230,7 +245,8 @@ def check(request, label, dt, got, want, want_tf32, extra):
         worst_cos = min(worst_cos, cos if cos == cos else -1.0)
     _report(request, f"{label}: {'; '.join(lines)}; {extra}")
     if dt == "f32":
-        assert worst_rel <= F32_MAX_REL, f"{label}: max rel err {worst_rel:.3g} > {F32_MAX_REL} ({'; '.join(lines)})"
+        assert worst_rel <= F32_MAX_REL, (f"{label}: max rel err {worst_rel:.3g} vs eager TF32 > {F32_MAX_REL} "
+                                          f"({'; '.join(lines)})")
     else:
         assert worst_cos >= F16_MIN_COS, f"{label}: cosine {worst_cos:.6f} < {F16_MIN_COS} ({'; '.join(lines)})"
 
