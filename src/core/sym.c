@@ -20,7 +20,7 @@ static int term_qsort_cmp(const void *a, const void *b) { return term_cmp_atoms(
 
 /* Sorts terms, merges equal monomials, drops zeros. */
 static void poly_normalize(tc_sym_poly *p) {
-    qsort(p->terms, (size_t)p->n, sizeof *p->terms, term_qsort_cmp);
+    if (p->n > 1) qsort(p->terms, (size_t)p->n, sizeof *p->terms, term_qsort_cmp);
     int w = 0;
     for (int r = 0; r < p->n; r++) {
         if (w > 0 && term_cmp_atoms(&p->terms[w - 1], &p->terms[r]) == 0) {

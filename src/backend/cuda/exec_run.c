@@ -640,7 +640,9 @@ static tc_status run_impl(tc_cuda_exec *x, const tc_tensor *inputs, const tc_ten
     /* The caller's later work waits for this run; the event is recorded even after a failure so
      * that the caller's stream is never left waiting on an older run's event. */
     cudaError_t ce = cudaEventRecord(x->ev_out, x->stream);
-    if (ce == cudaSuccess && caller) ce = cudaStreamWaitEvent(caller, x->ev_out, 0);
+    /* NULL means the legacy default stream (PyTorch's default stream hands us 0): it must wait too,
+     * or work the caller queues there next (events, copies) runs before this run has finished. */
+    if (ce == cudaSuccess) ce = cudaStreamWaitEvent(caller ? caller : cudaStreamLegacy, x->ev_out, 0);
     if (st != TC_OK) {
         (void)cudaGetLastError();
         return st;
