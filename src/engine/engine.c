@@ -233,20 +233,8 @@ static tc_status run(tc_context_t *c, void *stream, bool sync) {
         if (!c->input_set[i])
             return tc_errorf(&c->err, TC_ERR_INVALID_ARGUMENT, "input '%s' is not set", tc_engine_input_name(c->e, i));
     if (c->e->opt.backend == TC_BACKEND_CPU) {
-        TC_TRY(tc_cpu_exec_run(c->exec, c->inputs, &c->err));
-        /* caller-bound outputs get a copy; the context's own buffers stay valid too */
-        for (int i = 0; i < c->e->g->outputs.n; i++) {
-            if (!c->outputs[i].data) continue;
-            tc_tensor o;
-            tc_cpu_exec_output(c->exec, i, &o);
-            int64_t n = 1;
-            for (int d = 0; d < o.rank; d++) n *= o.dims[d];
-            if (c->outputs[i].dtype != o.dtype || c->outputs[i].rank != o.rank ||
-                memcmp(c->outputs[i].dims, o.dims, sizeof(int64_t) * (size_t)o.rank) != 0)
-                return tc_errorf(&c->err, TC_ERR_SHAPE, "output '%s': the bound buffer's type does not match the result",
-                                 tc_engine_output_name(c->e, i));
-            memcpy(c->outputs[i].data, o.data, (size_t)n * tc_dtype_size(o.dtype));
-        }
+        /* bound outputs are computed in place, with no copy */
+        TC_TRY(tc_cpu_exec_run(c->exec, c->inputs, c->outputs, &c->err));
     }
 #ifdef TC_HAVE_CUDA
     else {

@@ -55,7 +55,7 @@ static tc_status evaluate(tc_rewriter *rw, const tc_node *n, const tc_value *con
     if (st == TC_OK) st = tc_graph_add_node(t, n->op_name, n->name, na, args, n->n_outputs, touts, &nout);
     for (int k = 0; st == TC_OK && k < nout; k++) st = tc_graph_mark_output(t, touts[k], NULL);
     if (st == TC_OK) st = tc_cpu_exec_create(t, &x, &e);
-    if (st == TC_OK) st = tc_cpu_exec_run(x, NULL, &e);
+    if (st == TC_OK) st = tc_cpu_exec_run(x, NULL, NULL, &e);
     free(tin), free(touts);
     if (st == TC_ERR_OUT_OF_MEMORY) {
         release_exec_graph(t, x);

@@ -223,6 +223,18 @@ static void test_engine_run_and_input_checks(void) {
     CHECK(tc_context_set_input(ctx, 0, &t) == TC_OK);
     CHECK(tc_context_execute(ctx) == TC_OK);
     CHECK(tc_context_get_output(ctx, 1, &o) == TC_OK && o.dims[0] == 4 && ((float *)o.data)[3] == 4.0f);
+    /* a bound output buffer is written in place and returned as the output, with no copy */
+    float bound_a[4] = {0};
+    tc_tensor ba = {.dtype = TC_F32, .rank = 1, .dims = {4}, .data = bound_a};
+    CHECK(tc_context_set_output(ctx, 1, &ba) == TC_OK);
+    CHECK(tc_context_execute(ctx) == TC_OK);
+    CHECK(tc_context_get_output(ctx, 1, &o) == TC_OK && o.data == (void *)bound_a);
+    CHECK(bound_a[0] == 1.0f && bound_a[1] == 2.0f && bound_a[2] == 3.0f && bound_a[3] == 4.0f);
+    ba.dims[0] = 3; /* wrong shape for the result */
+    CHECK(tc_context_set_output(ctx, 1, &ba) == TC_OK);
+    CHECK(tc_context_execute(ctx) == TC_ERR_SHAPE);
+    CHECK(tc_context_set_output(ctx, 1, NULL) == TC_OK);
+    CHECK(tc_context_execute(ctx) == TC_OK);
     tc_context_free(ctx);
     tc_engine_free(e);
 }

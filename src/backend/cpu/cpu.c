@@ -278,7 +278,23 @@ typedef struct {
     int end;
 } block;
 
-tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err) {
+/* The caller's buffer for output i, after checking that it fits the result; NULL when unbound. */
+static tc_status bound_output(const tc_cpu_exec *x, const tc_tensor *outputs, int i, void **data, tc_error *err) {
+    *data = NULL;
+    if (!outputs || !outputs[i].data) return TC_OK;
+    const tc_value *v = x->g->outputs.items[i];
+    const tc_cpu_tensor *t = &x->vals[v->id];
+    const tc_tensor *o = &outputs[i];
+    bool same = o->dtype == t->dtype && o->rank == t->rank;
+    for (int d = 0; same && d < t->rank; d++) same = o->dims[d] == t->dims[d];
+    if (!same)
+        return tc_errorf(err, TC_ERR_SHAPE, "output '%s': the bound buffer's type does not match the result (%s, rank %d)",
+                         (const char *)x->g->output_names.items[i], tc_dtype_name(t->dtype), t->rank);
+    *data = o->data;
+    return TC_OK;
+}
+
+tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, tc_error *err) {
     const tc_graph *g = x->g;
     if (!inputs && g->inputs.n) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "inputs are NULL");
     TC_TRY(bind_inputs(x, inputs, err));
@@ -346,10 +362,13 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err
         x->arena_size = x->arena ? total : 0;
         if (!x->arena) st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory: activations need %zu bytes", total);
     }
+    void **bound = calloc((size_t)g->outputs.n + 1, sizeof *bound);
+    if (!bound) st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int i = 0; st == TC_OK && i < g->outputs.n; i++) st = bound_output(x, outputs, i, &bound[i], err);
     for (int i = 0; st == TC_OK && i < g->outputs.n; i++) {
         const tc_value *v = g->outputs.items[i];
         size_t need = nbytes_of(&x->vals[v->id]);
-        if (v->kind != TC_VALUE_NODE) continue;
+        if (v->kind != TC_VALUE_NODE || bound[i]) continue;
         if (need > x->output_cap[i] || !x->outputs[i]) {
             free(x->outputs[i]);
             x->outputs[i] = aligned_alloc(64, (need + 63) & ~(size_t)63);
@@ -357,9 +376,10 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err
             if (!x->outputs[i]) st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory for output '%s'", v->name);
         }
     }
+    /* a node output that is a graph output is computed straight into its (bound or owned) buffer */
     for (int i = 0; st == TC_OK && i < g->outputs.n; i++) {
         const tc_value *v = g->outputs.items[i];
-        if (v->kind == TC_VALUE_NODE && !x->vals[v->id].data) x->vals[v->id].data = x->outputs[i];
+        if (v->kind == TC_VALUE_NODE && !x->vals[v->id].data) x->vals[v->id].data = bound[i] ? bound[i] : x->outputs[i];
     }
     for (int ni = 0; st == TC_OK && ni < g->nodes.n; ni++) {
         tc_node *n = g->nodes.items[ni];
@@ -369,6 +389,10 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err
         }
     }
     free(is_out), free(blocks), free(offs);
+    if (st != TC_OK) {
+        free(bound);
+        return st;
+    }
     for (int ni = 0; st == TC_OK && ni < g->nodes.n; ni++) {
         tc_node *n = g->nodes.items[ni];
         for (int k = 0; k < n->n_inputs; k++) x->in_ptrs[k] = n->inputs[k] ? &x->vals[n->inputs[k]->id] : NULL;
@@ -380,18 +404,33 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err
         tc_cpu_call call = {g, n, x->in_ptrs, x->out_ptrs, x->symvals, x, err};
         st = tc_cpu_kernel_for(n->op)(&call);
     }
-    if (st != TC_OK) return st;
+    if (st != TC_OK) {
+        free(bound);
+        return st;
+    }
     /* an output that is an input or a constant, or that appears twice, is copied */
     for (int i = 0; i < g->outputs.n; i++) {
         const tc_value *v = g->outputs.items[i];
         const tc_cpu_tensor *t = &x->vals[v->id];
+        if (bound[i]) {
+            if (t->data != bound[i] && nbytes_of(t)) memmove(bound[i], t->data, nbytes_of(t));
+            tc_tensor *o = &x->out_view[i];
+            o->dtype = t->dtype;
+            o->rank = t->rank;
+            memcpy(o->dims, t->dims, sizeof o->dims);
+            o->data = bound[i];
+            continue;
+        }
         if (v->kind != TC_VALUE_NODE || t->data != x->outputs[i]) {
             size_t need = nbytes_of(t);
             if (need > x->output_cap[i] || !x->outputs[i]) {
                 free(x->outputs[i]);
                 x->outputs[i] = aligned_alloc(64, (need + 63) & ~(size_t)63);
                 x->output_cap[i] = x->outputs[i] ? need : 0;
-                if (!x->outputs[i]) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+                if (!x->outputs[i]) {
+                    free(bound);
+                    return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+                }
             }
             if (need) memcpy(x->outputs[i], t->data, need);
         }
@@ -401,6 +440,7 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err
         memcpy(o->dims, t->dims, sizeof o->dims);
         o->data = x->outputs[i];
     }
+    free(bound);
     return TC_OK;
 }
 

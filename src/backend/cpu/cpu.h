@@ -74,8 +74,10 @@ typedef struct tc_cpu_exec tc_cpu_exec;
 tc_status tc_cpu_check_graph(const tc_graph *g, tc_error *err);
 tc_status tc_cpu_exec_create(const tc_graph *g, tc_cpu_exec **out, tc_error *err);
 void tc_cpu_exec_free(tc_cpu_exec *x);
-/* Runs with one host tensor per graph input. */
-tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err);
+/* Runs with one host tensor per graph input. outputs (may be NULL) holds, per graph output, a
+ * caller buffer to compute that output into (data NULL: a buffer the executor owns); a bound
+ * buffer must have the result's dtype and shape. */
+tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, const tc_tensor *outputs, tc_error *err);
 /* Output i of the last run; data owned by x. */
 void tc_cpu_exec_output(const tc_cpu_exec *x, int i, tc_tensor *out);
 
