@@ -97,7 +97,11 @@ tc_status tc_infer_convolution(tc_infer_ctx *c) {
     out[r++] = cout;
     for (int k = 0; k < nsp; k++) {
         tc_dim in = x->dims[cdim + 1 + k];
-        int64_t kk = w->dims[2 + k], eff = dil[k] * (kk - 1) + 1;
+        int64_t kk = w->dims[2 + k];
+        if (kk > 1 && kk - 1 > TC_MAX_DIM_VALUE / dil[k])
+            return tc_infer_fail(c, TC_ERR_SHAPE, "dilated kernel of spatial dim %d is too large: dilation %lld, kernel %lld",
+                                 k, (long long)dil[k], (long long)kk);
+        int64_t eff = dil[k] * (kk - 1) + 1;
         tc_dim o;
         if (!transposed) {
             /* (in + 2p - eff) / s + 1 */

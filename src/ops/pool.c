@@ -90,6 +90,11 @@ static bool pool_common(tc_infer_ctx *c, const tc_value *x, const int64_t *k, co
                           (long long)p[1], (long long)d[0], (long long)d[1]);
             return false;
         }
+        if (k[i] - 1 > TC_MAX_DIM_VALUE / d[i]) {
+            tc_infer_fail(c, TC_ERR_SHAPE, "dilated kernel is too large: kernel_size %lld, dilation %lld", (long long)k[i],
+                          (long long)d[i]);
+            return false;
+        }
         int64_t half = is_max ? (d[i] * (k[i] - 1) + 1) / 2 : k[i] / 2;
         if (p[i] > half) {
             tc_infer_fail(c, TC_ERR_SHAPE, "padding %lld should be at most half of the kernel size %lld", (long long)p[i],

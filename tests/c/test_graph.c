@@ -112,6 +112,33 @@ static void test_graph_errors(void) {
     CHECK(tc_graph_add_input(g2, "z", TC_F32, 1, (tc_dim[]){3}, &z) == TC_OK);
     CHECK(tc_graph_add_node(g, "exp", "e5", 1, (tc_arg[]){T(z)}, 1, &out, NULL) != TC_OK);
     tc_graph_free(g2);
+    /* a dilated kernel beyond the size limit: rejected, not an overflow (fuzzer find) */
+    {
+        tc_value_t *x4, *outs[2];
+        CHECK(tc_graph_add_input(g, "x4", TC_F32, 4, (tc_dim[]){1, 1, 8, 8}, &x4) == TC_OK);
+        int64_t big[2] = {(int64_t)1 << 32, 2}, one[2] = {1, 1}, zero[2] = {0, 0}, dil[2] = {(int64_t)1 << 39, 1};
+        tc_arg a[5] = {T(x4),
+                       {.kind = TC_ARG_INTS, .count = 2, .u.ints = big},
+                       {.kind = TC_ARG_INTS, .count = 2, .u.ints = one},
+                       {.kind = TC_ARG_INTS, .count = 2, .u.ints = zero},
+                       {.kind = TC_ARG_INTS, .count = 2, .u.ints = dil}};
+        CHECK(tc_graph_add_node(g, "max_pool2d_with_indices", "mp", 5, a, 2, outs, NULL) == TC_ERR_SHAPE);
+        CHECK(strstr(tc_graph_last_error(g), "node 'mp'") && strstr(tc_graph_last_error(g), "too large"));
+        tc_value_t *w4, *cv;
+        CHECK(tc_graph_add_input(g, "w4", TC_F32, 4, (tc_dim[]){1, 1, (int64_t)1 << 20, 1}, &w4) == TC_OK);
+        int64_t cdil[2] = {(int64_t)1 << 39, 1};
+        tc_arg ca[9] = {T(x4),
+                        T(w4),
+                        {.kind = TC_ARG_NONE},
+                        {.kind = TC_ARG_INTS, .count = 2, .u.ints = one},
+                        {.kind = TC_ARG_INTS, .count = 2, .u.ints = zero},
+                        {.kind = TC_ARG_INTS, .count = 2, .u.ints = cdil},
+                        {.kind = TC_ARG_BOOL, .u.b = false},
+                        {.kind = TC_ARG_INTS, .count = 2, .u.ints = zero},
+                        {.kind = TC_ARG_INT, .u.i = 1}};
+        CHECK(tc_graph_add_node(g, "convolution", "cv", 9, ca, 1, &cv, NULL) == TC_ERR_SHAPE);
+        CHECK(strstr(tc_graph_last_error(g), "node 'cv'") && strstr(tc_graph_last_error(g), "too large"));
+    }
     /* accepted with the aten prefix and .default */
     CHECK(tc_graph_add_node(g, "torch.ops.aten.exp.default", "e6", 1, (tc_arg[]){T(x)}, 1, &out, NULL) == TC_OK);
     CHECK(tc_value_dtype(out) == TC_F32 && tc_value_rank(out) == 2 && tc_value_dims(out)[1] == 3);
