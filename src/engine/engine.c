@@ -272,3 +272,11 @@ tc_status tc_context_get_output(tc_context_t *c, int i, tc_tensor *out) {
 /* Internal accessors for engine serialization (declared in engine/serialize.h). */
 const tc_graph *tc_engine_graph(const tc_engine_t *e) { return e ? e->g : NULL; }
 const tc_build_options *tc_engine_options(const tc_engine_t *e) { return e ? &e->opt : NULL; }
+struct tc_cuda_engine *tc_engine_cuda(const tc_engine_t *e) {
+#ifdef TC_HAVE_CUDA
+    return e ? e->cuda : NULL;
+#else
+    (void)e;
+    return NULL;
+#endif
+}

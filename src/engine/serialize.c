@@ -645,7 +645,7 @@ static tc_status read_records(const section *s, uint32_t n_steps, tc_step_record
         recs[i].kind = tc_rbuf_u32(&r);
         recs[i].size = tc_rbuf_u64(&r);
         recs[i].data = r.bad || recs[i].size > SIZE_MAX ? NULL : tc_rbuf_bytes(&r, (size_t)recs[i].size);
-        size_t pad = (8 - r.pos % 8) % 8;
+        size_t pad = (8 - (r.pos - 4) % 8) % 8; /* to a multiple of 8 from the first record */
         (void)tc_rbuf_bytes(&r, pad);
         if (r.bad || recs[i].step >= n_steps) {
             free(recs);

@@ -10,6 +10,9 @@
 /* Engine accessors (defined in engine.c). */
 const tc_graph *tc_engine_graph(const tc_engine_t *engine);
 const tc_build_options *tc_engine_options(const tc_engine_t *engine);
+/* The CUDA backend's engine behind a CUDA engine; NULL for others and in builds without CUDA. */
+struct tc_cuda_engine;
+struct tc_cuda_engine *tc_engine_cuda(const tc_engine_t *engine);
 
 /* Our 64-bit hash (four independent multiply-rotate lanes over 8-byte little-endian words, then an
  * avalanche; specified in docs/engine-format.md). Used for the file checksum and the model hash.

@@ -132,7 +132,7 @@ def test_build_records_the_gpu_pytorch_sees(engine):
     assert t["cublaslt"] and t["nvrtc"] and t["driver"] not in ("", "none")
     assert info["loadable_here"] is True and info["load_error"] is None
     impl = {s["op"]: s["implementation"] for s in info["steps"]}
-    assert impl["convolution"] == "cuda:cudnn" and impl["linear"] == "cuda:cublaslt"
+    assert impl["convolution"].startswith("cuda:cudnn") and impl["linear"].startswith("cuda:cublaslt")
     prec = {s["op"]: s["precision"] for s in info["steps"]}
     assert prec["convolution"] == "tf32" and prec["relu"] == "f32"
     cs = info["cuda_steps"]
@@ -141,6 +141,83 @@ def test_build_records_the_gpu_pytorch_sees(engine):
     assert "_native_batch_norm_legit_no_training" not in {s["op"] for s in info["steps"]}
     text = tc("inspect", engine).stdout
     assert f"target: cuda, {torch.cuda.get_device_name(0)} (compute capability" in text
+
+
+def step_records(data):
+    """(step, kind, key, description, payload) of every record in the step table of engine bytes."""
+    off, size = sections(data)[4]
+    n = struct.unpack_from("<I", data, off)[0]
+    pos, out = off + 4, []
+    for _ in range(n):
+        step, kind, rsize = struct.unpack_from("<IIQ", data, pos)
+        body = data[pos + 16:pos + 16 + rsize]
+        kl, dl = struct.unpack_from("<II", body, 0)
+        out.append((step, kind, body[8:8 + kl], body[8 + kl:8 + kl + dl].decode(), body[8 + kl + dl:]))
+        pos += 16 + (rsize + 7) // 8 * 8
+    return out, (off, size)
+
+
+@needs_gpu
+def test_engine_file_stores_the_chosen_plans(engine):
+    data = engine.read_bytes()
+    recs, _ = step_records(data)
+    kinds = {k for _, k, _, _, _ in recs}
+    assert kinds == {1, 2}, recs  # cuDNN plans for the convolutions, cuBLASLt algorithms for linear
+    for step, kind, key, desc, payload in recs:
+        if kind == 1:
+            assert payload[0] in (0, 1) and payload[2:4] == b"\0\0" and payload[4:5] == b"{", payload[:16]
+            assert desc.startswith("cudnn engine ")
+        else:
+            assert len(payload) == 64 and desc.startswith("cublaslt algo ")
+    info = json.loads(tc("inspect", engine, "--json").stdout)
+    assert info["memory"]["step_records"] == len(recs)
+    by_step = {i: s["implementation"] for i, s in enumerate(info["steps"])}
+    for step, kind, _, desc, _ in recs:
+        assert by_step[step] == "cuda:" + desc[:58], (step, by_step[step], desc)
+
+
+@needs_gpu
+def test_tuned_engine_is_bit_identical_across_loads(tmp_path):
+    # tactic timing may pick other plans in another process; the stored plans make loads agree
+    import os
+    env = dict(os.environ, TENSORC_AUTOTUNE="1")
+    path = tmp_path / "tuned.tce"
+    r = subprocess.run([str(CLI), "build", MODEL, "-o", path, "--device", "cuda"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    outs = [run_outputs(path, tmp_path / f"o{i}", "--input", f"x={INPUT}")[1] for i in range(3)]
+    assert outs[0] == outs[1] == outs[2]
+
+
+@needs_gpu
+def test_a_damaged_plan_record_is_chosen_again(engine, tmp_path):
+    data = bytearray(engine.read_bytes())
+    recs, (off, _) = step_records(bytes(data))
+    # break the JSON text of every cuDNN plan: the loader must choose those plans again and still run
+    n = struct.unpack_from("<I", data, off)[0]
+    pos = off + 4
+    broken = 0
+    for _ in range(n):
+        _, kind, rsize = struct.unpack_from("<IIQ", data, pos)
+        kl, dl = struct.unpack_from("<II", data, pos + 16)
+        if kind == 1:
+            data[pos + 16 + 8 + kl + dl + 4] = ord("#")
+            broken += 1
+        pos += 16 + (rsize + 7) // 8 * 8
+    assert broken
+    bad = tmp_path / "bad.tce"
+    bad.write_bytes(with_checksum(bytes(data)))
+    _, good_out = run_outputs(engine, tmp_path / "g", "--input", f"x={INPUT}")
+    _, bad_out = run_outputs(bad, tmp_path / "b", "--input", f"x={INPUT}")
+    a = np.load(tmp_path / "g" / next(iter(good_out)))
+    b = np.load(tmp_path / "b" / next(iter(bad_out)))
+    assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
+    # lengths that do not add up are a damaged file
+    data = bytearray(engine.read_bytes())
+    struct.pack_into("<I", data, off + 4 + 16, 1 << 30)
+    bad.write_bytes(with_checksum(bytes(data)))
+    r = tc("run", bad, "--input", f"x={INPUT}")
+    assert r.returncode != 0 and "record" in r.stderr and "malformed" in r.stderr, r.stderr
 
 
 @needs_gpu

@@ -14,6 +14,7 @@
 #include "backend/cuda/kernels/elementwise.h"
 #include "backend/cuda/kernels/pool.h"
 #include "core/dtype.h"
+#include "engine/serialize.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -417,6 +418,53 @@ static tc_status choose_plan(conv_bufs *t, conv_plan *p) {
     return TC_OK;
 }
 
+/* Engine-file records of conv plans: u8 nhwc, u8 fused stages, two zero bytes, cuDNN's plan JSON. */
+enum { REC_HEAD = 4 };
+
+/* The plan stored for this key, made again from its JSON; false (p unchanged) when the record
+ * does not fit this call or this cuDNN cannot make it. */
+static bool plan_from_record(const tc_cuda_call *c, const conv_shape *s, conv_plan *p, const unsigned char *rec,
+                             size_t len) {
+    if (len <= REC_HEAD || rec[0] > 1 || rec[1] > s->n_ep || rec[2] || rec[3]) return false;
+    bool nhwc = rec[0] == 1;
+    int fused = rec[1];
+    if (s->transposed && fused) return false;
+    for (int k = 0; nhwc && k < fused; k++)
+        if (s->ep[k] == EP_RESIDUAL) return false; /* never made: NHWC keeps the residual outside */
+    tc_error why = {0};
+    tc_cudnn_graph *g = NULL;
+    if (tc_cudnn_graph_from_json(tc_cuda_cudnn(c), (const char *)rec + REC_HEAD, len - REC_HEAD,
+                                 (int64_t)tc_cuda_workspace_limit(c), &g, &why) != TC_OK) {
+        if (tc_tactic_log()) {
+            char label[256];
+            fprintf(stderr, "tensorc tactic: %s: the stored cuDNN plan cannot be used here (%s); choosing again\n",
+                    tc_node_label(c->node, label, sizeof label), why.msg);
+        }
+        return false;
+    }
+    p->graph = g, p->nhwc = nhwc, p->fused = fused;
+    return true;
+}
+
+/* Keeps the chosen plan in the engine's table (and so in its file). */
+static void store_plan(const tc_cuda_call *c, const conv_plan *p, const int64_t *key, size_t key_len, bool replace) {
+    char *json = NULL;
+    size_t len = 0;
+    tc_error why = {0};
+    if (tc_cudnn_graph_plan_json(p->graph, &json, &len, &why) != TC_OK) return; /* the plan stays unrecorded */
+    unsigned char *rec = malloc(REC_HEAD + len);
+    if (rec) {
+        rec[0] = p->nhwc ? 1 : 0, rec[1] = (unsigned char)p->fused, rec[2] = rec[3] = 0;
+        memcpy(rec + REC_HEAD, json, len);
+        char desc[96];
+        snprintf(desc, sizeof desc, "cudnn %s, %s, %d stage%s fused", tc_cudnn_graph_engine(p->graph),
+                 p->nhwc ? "NHWC" : "NCHW", p->fused, p->fused == 1 ? "" : "s");
+        tc_cuda_choice_store(c, TC_RECORD_CUDNN_PLAN, key, key_len, desc, rec, REC_HEAD + len, replace);
+        free(rec);
+    }
+    free(json);
+}
+
 static tc_status cuda_convolution(const tc_cuda_call *c) {
     const tc_cuda_epilogue *epi = c->epi;
     const tc_cuda_tensor *x = tc_cuda_in(c, 0);
@@ -513,11 +561,18 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         p = calloc(1, sizeof *p);
         if (!p) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for a convolution plan");
         memcpy(p->key, key, sizeof key);
-        conv_bufs t = {c, &s, p, x, w, b, r, y};
-        tc_status st = choose_plan(&t, p);
-        if (st != TC_OK) {
-            conv_plan_free(p);
-            return st;
+        size_t len = 0;
+        unsigned char *rec = tc_cuda_choice_find(c, TC_RECORD_CUDNN_PLAN, key, sizeof key, &len);
+        bool had = rec != NULL, stored = had && plan_from_record(c, &s, p, rec, len);
+        free(rec);
+        if (!stored) {
+            conv_bufs t = {c, &s, p, x, w, b, r, y};
+            tc_status st = choose_plan(&t, p);
+            if (st != TC_OK) {
+                conv_plan_free(p);
+                return st;
+            }
+            store_plan(c, p, key, sizeof key, had);
         }
         *slot = p;
     }

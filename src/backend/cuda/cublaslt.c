@@ -5,6 +5,7 @@
 #include "backend/cuda/kernels/activation.h"
 #include "backend/cuda/kernels/matmul.h"
 #include "core/dtype.h"
+#include "engine/serialize.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -421,6 +422,26 @@ tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void
     return TC_OK;
 }
 
+bool tc_gemm_plan_use(tc_gemm_plan *p, void *lt, const void *algo, size_t len) {
+    if (!p || !lt || len != sizeof(cublasLtMatmulAlgo_t)) return false;
+    cublasLtMatmulAlgo_t a;
+    memcpy(&a, algo, sizeof a);
+    cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
+    if (cublasLtMatmulAlgoCheck((cublasLtHandle_t)lt, p->op, p->la, p->lb, p->ld, p->ld, &a, &res) !=
+            CUBLAS_STATUS_SUCCESS ||
+        res.state != CUBLAS_STATUS_SUCCESS || res.workspaceSize > p->workspace_bytes)
+        return false;
+    p->algo = a;
+    p->ncands = 0;
+    return true;
+}
+
+void tc_gemm_plan_algo(const tc_gemm_plan *p, const void **algo, size_t *len) {
+    *algo = &p->algo;
+    *len = sizeof p->algo;
+}
+
 void tc_gemm_plan_describe(const tc_gemm_plan *p, char *buf, size_t size) {
     int32_t id = -1, splitk = 1;
     uint32_t tile = 0;
@@ -469,17 +490,25 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         tc_gemm_plan_free(p);
         *slot = p = NULL;
     }
-    bool fresh = false;
+    bool fresh = false, stored = false, unusable = false;
     if (!p) {
         s = tc_gemm_plan_create(tc_cuda_cublaslt(c), &d, aa, ab, ad, abias, wsb, &p, c->err);
         if (s != TC_OK) return relay(c, s);
         *slot = p;
         fresh = true;
+        /* the algorithm the engine chose before, in this process or the one that built its file */
+        size_t len = 0;
+        void *rec = tc_cuda_choice_find(c, TC_RECORD_CUBLASLT_ALGO, key, sizeof key, &len);
+        if (rec) {
+            stored = tc_gemm_plan_use(p, tc_cuda_cublaslt(c), rec, len);
+            unusable = !stored;
+            free(rec);
+        }
     }
     void *ws = wsb ? tc_cuda_scratch(c, ws_slot, wsb) : NULL;
     if (wsb && !ws)
         return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for the gemm workspace", wsb);
-    if (fresh && p->ncands > 1 && !tc_cuda_capturing(c)) {
+    if (fresh && !stored && p->ncands > 1 && !tc_cuda_capturing(c)) {
         /* the plan is in the cache already: a failed tuning leaves its first algorithm in place */
         tc_tactic_info info;
         s = tc_gemm_plan_tune(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, &info, c->err);
@@ -496,6 +525,15 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         }
     }
     p->ncands = 0;
+    if (fresh && !stored) {
+        char desc[96], what[80];
+        const void *algo;
+        size_t len;
+        tc_gemm_plan_describe(p, what, sizeof what);
+        snprintf(desc, sizeof desc, "cublaslt %s", what);
+        tc_gemm_plan_algo(p, &algo, &len);
+        tc_cuda_choice_store(c, TC_RECORD_CUBLASLT_ALGO, key, sizeof key, desc, algo, len, unusable);
+    }
     s = tc_gemm_plan_run(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, c->err);
     return s == TC_OK ? TC_OK : relay(c, s);
 }

@@ -93,5 +93,10 @@ tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void
                             void *workspace, void *stream, tc_tactic_info *info, tc_error *err);
 /* The chosen algorithm's id and tile, for logs. */
 void tc_gemm_plan_describe(const tc_gemm_plan *p, char *buf, size_t size);
+/* Stored algorithms (engine-file records): the chosen algorithm's bytes, and taking such bytes
+ * as the plan's algorithm (no tuning after) when cuBLASLt confirms they run this plan within its
+ * workspace; false, leaving the plan as it was, otherwise. */
+void tc_gemm_plan_algo(const tc_gemm_plan *p, const void **algo, size_t *len);
+bool tc_gemm_plan_use(tc_gemm_plan *p, void *lt, const void *algo, size_t len);
 
 #endif

@@ -95,6 +95,20 @@ bool tc_cuda_allow_tf32(const tc_cuda_call *c);
  * freed with it through the destructor given on first use; keyed by node id and a caller key. */
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));
 
+/* Plan choices the engine keeps and writes into its file as step records: kind is a
+ * TC_RECORD_* value (engine/serialize.h), key the kernel's whole plan key (shapes, dtypes,
+ * alignments, options), desc a short text for `tensorc inspect`, data what makes the same plan
+ * again (a cuDNN plan's JSON, a cuBLASLt algorithm's bytes). The table belongs to the engine, so
+ * every node and context with one key runs one choice, and an engine loaded from a file runs the
+ * choices of the process that built it. find returns a malloc'd copy of the data (NUL-terminated
+ * one byte past *len; free it) or NULL; store keeps the first data given for a key unless replace
+ * (for a stored choice that this process could not use). Both are thread-safe and do nothing when
+ * TENSORC_PLAN_RECORDS=0. */
+typedef struct tc_cuda_choice tc_cuda_choice;
+void *tc_cuda_choice_find(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, size_t *len);
+void tc_cuda_choice_store(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, const char *desc,
+                          const void *data, size_t len, bool replace);
+
 /* The executor (per engine and per context). */
 tc_status tc_cuda_check_graph(const tc_graph *g, tc_error *err);
 tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, tc_cuda_engine **out, tc_error *err);

@@ -453,6 +453,108 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
     return TC_OK;
 }
 
+/* The global index of the engine a finalized plan runs, or -1. */
+static int64_t plan_engine_id(cudnnBackendDescriptor_t plan) {
+    int64_t id = -1, n = 0;
+    cudnnBackendDescriptor_t cfg = NULL, eng = NULL;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg) != CUDNN_STATUS_SUCCESS) return -1;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS &&
+        cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
+                                 &cfg) == CUDNN_STATUS_SUCCESS &&
+        cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng) ==
+            CUDNN_STATUS_SUCCESS)
+        (void)cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &id);
+    destroy(eng);
+    destroy(cfg);
+    return id;
+}
+
+tc_status tc_cudnn_graph_plan_json(const tc_cudnn_graph *g, char **json, size_t *len, tc_error *err) {
+    *json = NULL;
+    *len = 0;
+    if (!g->plan) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN graph: not built");
+    int64_t n = 0;
+    DNN_TRY(cudnnBackendGetAttribute(g->plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, 0, &n,
+                                     NULL),
+            "plan serialization size");
+    if (n <= 0 || n > TC_CUDNN_MAX_PLAN_JSON)
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "cuDNN plan serialization: unusable size %lld", (long long)n);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "cuDNN plan serialization: out of memory");
+    int64_t got = 0;
+    cudnnStatus_t s =
+        cudnnBackendGetAttribute(g->plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, n, &got, buf);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        free(buf);
+        return tc_cudnn_check(s, "plan serialization", err);
+    }
+    if (got < 0 || got > n) got = n;
+    buf[got] = '\0';
+    *len = strlen(buf); /* the count may include the terminator */
+    if (*len == 0) {
+        free(buf);
+        return tc_errorf(err, TC_ERR_UNSUPPORTED, "cuDNN plan serialization gave no text");
+    }
+    *json = buf;
+    return TC_OK;
+}
+
+tc_status tc_cudnn_graph_from_json(void *handle, const char *json, size_t len, int64_t max_workspace,
+                                   tc_cudnn_graph **out, tc_error *err) {
+    *out = NULL;
+    if (!handle || !json || len == 0 || len > TC_CUDNN_MAX_PLAN_JSON)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "cuDNN plan from JSON: no handle or no text");
+    if (max_workspace <= 0) max_workspace = (int64_t)256 << 20;
+    tc_cudnn_graph *g;
+    TC_TRY(tc_cudnn_graph_create(&g, err));
+    cudnnBackendDescriptor_t plan = NULL;
+    cudnnHandle_t h = handle;
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan);
+    const char *what = "plan descriptor creation";
+    if (s == CUDNN_STATUS_SUCCESS) {
+        what = "plan JSON";
+        s = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, (int64_t)len,
+                                     json);
+    }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    /* deserialization is the one use cuDNN still documents for the plan's handle */
+    if (s == CUDNN_STATUS_SUCCESS) {
+        what = "plan handle";
+        s = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    }
+#pragma GCC diagnostic pop
+    if (s == CUDNN_STATUS_SUCCESS) {
+        what = "finalizing a stored plan";
+        s = cudnnBackendFinalize(plan);
+    }
+    int64_t ws = 0, n = 0;
+    if (s == CUDNN_STATUS_SUCCESS) {
+        what = "stored plan workspace";
+        s = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws);
+    }
+    tc_status st = TC_OK;
+    if (s != CUDNN_STATUS_SUCCESS) st = tc_cudnn_check(s, what, err);
+    else if (ws < 0 || ws > max_workspace)
+        st = tc_errorf(err, TC_ERR_UNSUPPORTED, "the stored cuDNN plan needs %lld bytes of workspace, more than %lld",
+                       (long long)ws, (long long)max_workspace);
+    if (st != TC_OK) {
+        destroy(plan);
+        tc_cudnn_graph_free(g);
+        return st;
+    }
+    g->cands[0] = plan;
+    g->cand_ws[0] = ws;
+    g->cand_id[0] = plan_engine_id(plan);
+    snprintf(g->cand_engine[0], sizeof g->cand_engine[0], "engine %lld (stored)", (long long)g->cand_id[0]);
+    g->ncands = 1;
+    g->plan = plan;
+    g->workspace = ws;
+    snprintf(g->engine, sizeof g->engine, "%s", g->cand_engine[0]);
+    *out = g;
+    return TC_OK;
+}
+
 int64_t tc_cudnn_graph_workspace(const tc_cudnn_graph *g) { return g->workspace; }
 
 const char *tc_cudnn_graph_engine(const tc_cudnn_graph *g) { return g->plan ? g->engine : "none"; }

@@ -78,6 +78,16 @@ typedef struct tc_cudnn_plan_options {
  * list), the first being the plan until tc_cudnn_graph_tune chooses.
  * handle is a cudnnHandle_t. TC_ERR_UNSUPPORTED (with cuDNN's last explanation) when none does. */
 tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_plan_options *opt, tc_error *err);
+
+/* Plans saved in engine files: the built plan of g as cuDNN's JSON text (malloc'd, NUL-terminated,
+ * *len without the terminator), and a graph holding only a plan made again from such text (no
+ * operation graph: execute it with the UIDs of the graph it came from). from_json fails with
+ * cuDNN's explanation when this cuDNN or GPU cannot make the plan, or TC_ERR_UNSUPPORTED when it
+ * needs more than max_workspace bytes (<= 0: 256 MiB). */
+#define TC_CUDNN_MAX_PLAN_JSON ((int64_t)1 << 20)
+tc_status tc_cudnn_graph_plan_json(const tc_cudnn_graph *g, char **json, size_t *len, tc_error *err);
+tc_status tc_cudnn_graph_from_json(void *handle, const char *json, size_t len, int64_t max_workspace,
+                                   tc_cudnn_graph **out, tc_error *err);
 /* Workspace bytes the built plan needs. */
 int64_t tc_cudnn_graph_workspace(const tc_cudnn_graph *g);
 /* The plans kept for tuning (1 after tc_cudnn_graph_tune), and the most workspace any needs. */

@@ -3,6 +3,7 @@
  * compute capability, same cuDNN and cuBLASLt major versions), and step descriptions for inspect. */
 #include "backend/cuda/engine_file.h"
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/records.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -55,9 +56,9 @@ static long major_of(const char *v) {
 }
 
 /* A GPU of the same compute capability but another model (other SM count or name) is accepted:
- * nothing in a CUDA engine file depends on them yet, because plans are chosen at the first run on
- * the device that runs it. Step records of library plans would depend on the library versions,
- * so a major version change of cuDNN or cuBLASLt is rejected already. */
+ * a stored plan that this GPU or these library versions cannot make again is chosen anew at the
+ * first run (records.c), at the cost of that run's time and of bit-identity with the building
+ * process. A major version change of cuDNN or cuBLASLt is rejected. */
 static tc_status check_target(const tc_engine_target *t, const tc_build_options *o, tc_error *err) {
     tc_engine_target here = {0};
     tc_error why = {0};
@@ -90,8 +91,8 @@ static const char *const cublaslt_ops[] = {"mm", "bmm", "addmm", "linear", NULL}
 static bool is_library_dtype(tc_dtype t) { return t == TC_F32 || t == TC_F16 || t == TC_BF16 || t == TC_F64; }
 
 /* What the CUDA kernels of src/backend/cuda pick for a step: cuBLASLt for float matrix products,
- * cuDNN for float convolutions, otherwise our own kernel of the op's family. The plan itself
- * (the cuDNN engine, the cuBLASLt algorithm) is chosen at the first run and is not in the file. */
+ * cuDNN for float convolutions, otherwise our own kernel of the op's family; with the stored
+ * plan (the cuDNN engine and layout, the cuBLASLt algorithm) when the engine has one for it. */
 static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     const tc_graph *g = tc_engine_graph(e);
     const tc_build_options *o = tc_engine_options(e);
@@ -106,7 +107,12 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     for (int i = 0; cublaslt_ops[i]; i++)
         if (strcmp(base, cublaslt_ops[i]) == 0) lib = is_library_dtype(dt) ? "cublaslt" : "int-gemm";
     if (strcmp(base, "convolution") == 0) lib = "cudnn";
-    snprintf(d->implementation, sizeof d->implementation, "cuda:%s", lib ? lib : base);
+    char stored[64];
+    struct tc_cuda_engine *ce = tc_engine_cuda(e);
+    if (lib && ce && tc_cuda_choice_describe(ce, step, stored, sizeof stored))
+        snprintf(d->implementation, sizeof d->implementation, "cuda:%.58s", stored);
+    else
+        snprintf(d->implementation, sizeof d->implementation, "cuda:%s", lib ? lib : base);
     bool library = lib && (strcmp(lib, "cublaslt") == 0 || strcmp(lib, "cudnn") == 0);
     /* f32 products run on TF32 tensor cores unless the engine was built with --no-tf32 */
     if (library && dt == TC_F32 && o && !o->disable_tf32) snprintf(d->precision, sizeof d->precision, "tf32");
@@ -116,13 +122,21 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     }
 }
 
+static tc_status write_records(const tc_engine_t *e, tc_record_writer *w, tc_error *err) {
+    struct tc_cuda_engine *ce = tc_engine_cuda(e);
+    return ce ? tc_cuda_write_records(ce, w, err) : TC_OK;
+}
+
+static tc_status read_records(tc_engine_t *e, const tc_step_record *r, uint32_t n, tc_error *err) {
+    struct tc_cuda_engine *ce = tc_engine_cuda(e);
+    return ce ? tc_cuda_read_records(ce, r, n, err) : TC_OK;
+}
+
 static const tc_engine_backend_hooks hooks = {
     .describe_target = describe_target,
     .check_target = check_target,
-    /* No step records yet: plans are built at the first run of each shape set. A file with
-     * records is then rejected by the loader with the rebuild command. */
-    .write_backend_records = NULL,
-    .read_backend_records = NULL,
+    .write_backend_records = write_records,
+    .read_backend_records = read_records,
     .describe_step = describe_step,
 };
 

@@ -3,6 +3,7 @@
  * Part two, exec_run.c, runs a graph: binding, memory plan, CUDA graph capture and replay.
  * docs/cuda-backend.md explains the design. */
 #include "backend/cuda/exec_internal.h"
+#include "backend/cuda/records.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -93,6 +94,8 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
                          count, count == 1 ? "" : "s");
     tc_cuda_engine *e = calloc(1, sizeof *e);
     if (!e) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    pthread_mutex_init(&e->choice_lock, NULL);
+    e->records = env_flag("TENSORC_PLAN_RECORDS", true);
     e->g = g;
     if (opt) e->opt = *opt;
     else tc_build_options_init(&e->opt);
@@ -183,6 +186,8 @@ void tc_cuda_engine_free(tc_cuda_engine *e) {
     }
     free(e->const_off);
     tc_cuda_free_steps(e);
+    tc_cuda_choices_free(e);
+    pthread_mutex_destroy(&e->choice_lock);
     free(e);
 }
 

@@ -9,6 +9,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 #include <cudnn_graph.h>
+#include <pthread.h>
 
 #define TC_CUDA_ALIGN 256 /* every device buffer and arena offset: enough for any vector access and cuDNN */
 #define TC_CUDA_NODE_CACHE_BUCKETS 1024
@@ -81,6 +82,11 @@ struct tc_cuda_engine {
     int n_flags;            /* device error words: one per node that can fail on the device */
     int *flag_slot;         /* per node id: its word, or -1 */
     int *flag_node;         /* per word: the node id */
+    /* plan choices (records.c), shared by the contexts */
+    bool records;           /* TENSORC_PLAN_RECORDS (default on) */
+    pthread_mutex_t choice_lock;
+    tc_cuda_choice *choices;
+    int n_choices, cap_choices;
 };
 
 typedef struct tc_cuda_graph_variant {

@@ -1,0 +1,27 @@
+/* Plan choices of a CUDA engine (records.c): what kernels look up before choosing a cuDNN plan or
+ * a cuBLASLt algorithm, and their step records in engine files (docs/engine-format.md). */
+#ifndef TC_BACKEND_CUDA_RECORDS_H
+#define TC_BACKEND_CUDA_RECORDS_H
+
+#include "backend/cuda/cuda.h"
+#include "engine/serialize.h"
+
+/* Runs the engine once at its opt shapes on zero inputs, so that the choices for them exist (plans
+ * already chosen are reused). Does nothing when records are off (TENSORC_PLAN_RECORDS=0). */
+tc_status tc_cuda_engine_prepare(tc_cuda_engine *e, tc_error *err);
+
+/* The engine-file hooks' halves: writes one record per choice (after tc_cuda_engine_prepare), and
+ * takes the records of a file (TC_ERR_FORMAT for a malformed one; kinds it does not know are
+ * skipped, so that their steps choose again). */
+tc_status tc_cuda_write_records(tc_cuda_engine *e, tc_record_writer *w, tc_error *err);
+tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *records, uint32_t n, tc_error *err);
+
+/* The description of the first choice made for node (e.g. "cudnn engine 41, NHWC, 2 stages
+ * fused"); false when there is none. Number of choices held. */
+bool tc_cuda_choice_describe(tc_cuda_engine *e, int node, char *buf, size_t n);
+int tc_cuda_choice_count(tc_cuda_engine *e);
+
+/* Frees the table (tc_cuda_engine_free). */
+void tc_cuda_choices_free(tc_cuda_engine *e);
+
+#endif
