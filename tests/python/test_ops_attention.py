@@ -21,6 +21,8 @@ SHAPES = [
     ((5, 4), (6, 4), (6, 3)),                             # rank 2
     ((2, 3, 4, 8), (1, 3, 5, 8), (1, 3, 5, 6)),           # broadcast batch
     ((2, 1, 4, 8), (2, 3, 5, 8), (1, 3, 5, 8)),           # broadcast query heads and value batch
+    ((2, 4, 197, 64), (2, 4, 197, 64), (2, 4, 197, 64)),  # a ViT layer's heads (cuDNN's fused attention on a GPU)
+    ((1, 2, 77, 128), (1, 2, 77, 128), (1, 2, 77, 128)),  # the widest head cuDNN's path takes
 ]
 
 

@@ -442,7 +442,8 @@ int tc_cli_build(int argc, char **argv) {
     const char *keys[] = {"precision", "min_block_size", "workspace", "shapes"};
     const char *vals[] = {fp16 ? "fp16" : bf16 ? "bf16" : no_tf32 ? "fp32 (no tf32)" : "fp32", mbs, ws, shapes};
     tc_engine_save_info info = {model, cmdline, n_shapes ? 4 : 3, keys, vals};
-    step(&pr, "writing %s", out);
+    if (device == TC_BACKEND_CUDA) step(&pr, "choosing cuDNN and cuBLASLt plans at the opt shapes, writing %s", out);
+    else step(&pr, "writing %s", out);
     if (tc_engine_save_ex(engine, &info, out, err, sizeof err) != TC_OK) {
         fprintf(stderr, "tensorc build: %s\n", err);
         goto done;

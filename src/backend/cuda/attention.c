@@ -1,11 +1,17 @@
 /* CUDA kernel for scaled_dot_product_attention: argument handling on the host (batch broadcast
  * strides, grouped-query heads, mask broadcast, checks of sizes that were symbolic at inference),
- * mirroring backend/cpu/attention.c; the fused kernel is in kernels/attention.cu. */
+ * mirroring backend/cpu/attention.c. f16/bf16 attention without mask, causal masking or broadcast
+ * runs on cuDNN's fused attention (the SDPA operation of its graph API, tensor cores); everything
+ * else, and any case cuDNN declines, on our fused kernel in kernels/attention.cu. */
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/cudnn.h"
 #include "backend/cuda/kernels/attention.h"
 #include "core/dtype.h"
+#include "engine/serialize.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void strides_of(const tc_cuda_tensor *t, int64_t *s) {
@@ -26,6 +32,210 @@ static void batch_strides(const tc_cuda_tensor *t, int rb, int tail, int64_t *st
         int ti = tb - rb + i;
         st[i] = ti >= 0 && t->dims[ti] != 1 ? s[ti] : 0;
     }
+}
+
+/* ---- cuDNN's fused attention ----------------------------------------------------------------- */
+
+#if defined(CUDNN_VERSION) && CUDNN_VERSION >= 91300
+#define TC_HAVE_CUDNN_SDPA 1
+#endif
+
+enum { SDPA_UID_Q = 1, SDPA_UID_K, SDPA_UID_V, SDPA_UID_O, SDPA_UID_SCALE };
+enum { SDPA_KEY_LEN = 13 };
+#define SDPA_TAG 0x73647061 /* "sdpa": keys of the shared cache and the plan table */
+
+typedef struct sdpa_plan {
+    int64_t key[SDPA_KEY_LEN];
+    tc_cudnn_graph *graph; /* NULL: cuDNN has no engine for this case, our kernel runs it */
+    float scale;           /* the by-value scale tensor's host value */
+} sdpa_plan;
+
+static void sdpa_plan_free(void *ptr) {
+    sdpa_plan *p = ptr;
+    if (!p) return;
+    tc_cudnn_graph_free(p->graph);
+    free(p);
+}
+
+static unsigned align16(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    unsigned a = 1;
+    while (a < 16 && v % (2u * a) == 0) a *= 2;
+    return a;
+}
+
+static bool env_off(const char *name) {
+    const char *v = getenv(name);
+    return v && strcmp(v, "0") == 0;
+}
+
+/* Whether cuDNN's SDPA operation may run a: f16 or bf16 [B, H, L, E] operands stored packed (no
+ * broadcast batch or head, no grouped-query heads), value width = key width, a head width that is
+ * a multiple of 8 up to 128, no mask and no causal masking (cuDNN 9.19's operation has neither).
+ * TENSORC_CUDNN_SDPA=0 turns the path off. */
+static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a) {
+#ifdef TC_HAVE_CUDNN_SDPA
+    if (a->dtype != TC_F16 && a->dtype != TC_BF16) return false;
+    if (a->mask || a->causal || a->k_rep != 1 || a->v_rep != 1 || a->rb != 2) return false;
+    if (a->E != a->Ev || a->E % 8 || a->E < 8 || a->E > 128 || a->L < 1 || a->S < 1) return false;
+    int64_t H = a->ob[1];
+    const int64_t want_q[2] = {H * a->L * a->E, a->L * a->E}, want_kv[2] = {H * a->S * a->E, a->S * a->E};
+    for (int d = 0; d < 2; d++) {
+        if (a->ob[d] == 1) continue; /* any stride: one element along d */
+        if (a->qs[d] != want_q[d] || a->ks[d] != want_kv[d] || a->vs[d] != want_kv[d]) return false;
+    }
+    static int ok = -1; /* the operation needs cuDNN 9.13.1 at run time */
+    if (ok < 0) ok = cudnnGetVersion() >= 91301;
+    return ok && !env_off("TENSORC_CUDNN_SDPA");
+#else
+    (void)a;
+    return false;
+#endif
+}
+
+#ifdef TC_HAVE_CUDNN_SDPA
+static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, const unsigned *align, bool relaxed,
+                            int64_t max_ws, tc_cudnn_graph **out, tc_error *err) {
+    *out = NULL;
+    tc_cudnn_graph *g;
+    TC_TRY(tc_cudnn_graph_create(&g, err));
+    int64_t B = a->ob[0], H = a->ob[1];
+    const int64_t rows[4] = {a->L, a->S, a->S, a->L};
+    tc_status st = TC_OK;
+    for (int t = 0; st == TC_OK && t < 4; t++) {
+        tc_cudnn_tensor d = {0};
+        d.uid = SDPA_UID_Q + t, d.dtype = a->dtype, d.rank = 4, d.alignment = align[t];
+        d.dims[0] = B, d.dims[1] = H, d.dims[2] = rows[t], d.dims[3] = a->E;
+        d.strides[3] = 1, d.strides[2] = a->E, d.strides[1] = rows[t] * a->E, d.strides[0] = H * rows[t] * a->E;
+        st = tc_cudnn_graph_tensor(g, &d, err);
+    }
+    if (st == TC_OK) {
+        tc_cudnn_tensor d = {0};
+        d.uid = SDPA_UID_SCALE, d.dtype = TC_F32, d.rank = 4, d.by_value = true;
+        for (int i = 0; i < 4; i++) d.dims[i] = 1, d.strides[i] = 1;
+        st = tc_cudnn_graph_tensor(g, &d, err);
+    }
+    cudnnBackendDescriptor_t op = NULL;
+    if (st == TC_OK) st = tc_cudnn_check(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, &op),
+                                         "SDPA operation creation", err);
+    const cudnnBackendAttributeName_t attrs[5] = {
+        CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC,
+        CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC};
+    for (int i = 0; st == TC_OK && i < 5; i++) {
+        cudnnBackendDescriptor_t td = tc_cudnn_graph_tensor_desc(g, SDPA_UID_Q + i);
+        st = tc_cudnn_check(cudnnBackendSetAttribute(op, attrs[i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &td),
+                            "SDPA operation tensors", err);
+    }
+    if (st == TC_OK) st = tc_cudnn_check(cudnnBackendFinalize(op), "SDPA operation finalize", err);
+    if (st == TC_OK) {
+        st = tc_cudnn_graph_add_op(g, op, err); /* the graph owns op from here, also on failure */
+        op = NULL;
+    }
+    if (op) cudnnBackendDestroyDescriptor(op);
+    if (st == TC_OK) {
+        tc_cudnn_plan_options o = {0};
+        o.allow_down_convert = relaxed;
+        o.max_workspace = max_ws;
+        o.candidates = 1;
+        st = tc_cudnn_graph_build(g, handle, &o, err);
+    }
+    if (st != TC_OK) {
+        tc_cudnn_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return TC_OK;
+}
+#endif
+
+/* The plan for a's key: from the engine's table (a stored plan), else built (strict numerics, then
+ * the engines that compute in reduced precision, as flash attention in f16 does); p->graph stays
+ * NULL when cuDNN has no engine. Out of memory is the only failure. */
+static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, const unsigned *align,
+                                sdpa_plan *p) {
+#ifdef TC_HAVE_CUDNN_SDPA
+    void *handle = tc_cuda_cudnn(c);
+    if (!handle) return TC_OK;
+    int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
+    size_t len = 0;
+    char *rec = tc_cuda_choice_find(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key, &len);
+    bool had = rec != NULL;
+    tc_error why = {0};
+    if (rec && tc_cudnn_graph_from_json(handle, rec, len, max_ws, &p->graph, &why) != TC_OK) p->graph = NULL;
+    free(rec);
+    if (p->graph) return TC_OK;
+    tc_status st = TC_ERR_UNSUPPORTED;
+    for (int relaxed = 0; relaxed < 2 && st != TC_OK; relaxed++) {
+        st = sdpa_graph(handle, a, align, relaxed == 1, max_ws, &p->graph, &why);
+        if (st == TC_ERR_OUT_OF_MEMORY) return tc_cuda_fail(c, st, "%s", why.msg);
+    }
+    if (tc_tactic_log()) {
+        char label[256];
+        fprintf(stderr, "tensorc tactic: %s: attention %s b%lld h%lld l%lld s%lld e%lld: %s%s\n",
+                tc_node_label(c->node, label, sizeof label), tc_dtype_name(a->dtype), (long long)a->ob[0],
+                (long long)a->ob[1], (long long)a->L, (long long)a->S, (long long)a->E,
+                p->graph ? "cuDNN " : "our kernel, cuDNN declined: ", p->graph ? tc_cudnn_graph_engine(p->graph) : why.msg);
+    }
+    if (!p->graph) return TC_OK;
+    char *json = NULL;
+    if (tc_cudnn_graph_plan_json(p->graph, &json, &len, &why) == TC_OK) {
+        char desc[96];
+        snprintf(desc, sizeof desc, "cudnn sdpa %s", tc_cudnn_graph_engine(p->graph));
+        tc_cuda_choice_store(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key, desc, json, len, had);
+    }
+    free(json);
+#else
+    (void)c, (void)a, (void)align, (void)p;
+#endif
+    return TC_OK;
+}
+
+/* Runs a on cuDNN when it fits and cuDNN has an engine; *ran tells whether it did. */
+static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, bool *ran) {
+    *ran = false;
+    if (!sdpa_fits_cudnn(a) || a->L * a->S == 0) return TC_OK;
+    unsigned align[4] = {align16(a->q), align16(a->k), align16(a->v), align16(a->o)};
+    int64_t scale_bits = 0;
+    memcpy(&scale_bits, &a->scale, sizeof a->scale);
+    int64_t key[SDPA_KEY_LEN] = {SDPA_TAG, a->dtype, a->ob[0], a->ob[1], a->L,     a->S,    a->E,
+                                 scale_bits, align[0], align[1], align[2], align[3], tc_cuda_allow_tf32(c)};
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < SDPA_KEY_LEN; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
+    void **slot = tc_cuda_shared_cache(c, h, sdpa_plan_free);
+    if (!slot) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for the attention plan cache");
+    sdpa_plan *p = *slot;
+    if (p && memcmp(p->key, key, sizeof key) != 0) {
+        sdpa_plan_free(p);
+        *slot = p = NULL;
+    }
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for an attention plan");
+        memcpy(p->key, key, sizeof key);
+        p->scale = a->scale;
+        tc_status st = sdpa_make_plan(c, a, align, p);
+        if (st != TC_OK) {
+            sdpa_plan_free(p);
+            return st;
+        }
+        *slot = p;
+    }
+    if (!p->graph) return TC_OK;
+    int64_t wsb = tc_cudnn_graph_workspace(p->graph);
+    void *ws = wsb > 0 ? tc_cuda_scratch(c, 0, (size_t)wsb) : NULL;
+    if (wsb > 0 && !ws)
+        return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %lld bytes of scratch memory for the attention workspace",
+                            (long long)wsb);
+    const int64_t uids[5] = {SDPA_UID_Q, SDPA_UID_K, SDPA_UID_V, SDPA_UID_O, SDPA_UID_SCALE};
+    void *const ptrs[5] = {(void *)a->q, (void *)a->k, (void *)a->v, a->o, &p->scale};
+    tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), 5, uids, ptrs, ws, c->err);
+    if (st != TC_OK) {
+        char msg[sizeof c->err->msg];
+        snprintf(msg, sizeof msg, "%s", c->err->msg);
+        return tc_cuda_fail(c, st, "%s (%s)", msg, tc_cudnn_graph_engine(p->graph));
+    }
+    *ran = true;
+    return TC_OK;
 }
 
 static tc_status cuda_sdpa(const tc_cuda_call *c) {
@@ -113,6 +323,9 @@ static tc_status cuda_sdpa(const tc_cuda_call *c) {
         if (!a.mask && y->numel && a.S)
             return tc_cuda_fail(c, TC_ERR_SHAPE, "attn_mask is empty but the scores are not");
     }
+    bool ran = false;
+    TC_TRY(sdpa_cudnn(c, &a, &ran));
+    if (ran) return TC_OK;
     tc_status s = tc_cuda_sdpa(&a, c->stream, c->err);
     if (s == TC_OK || !c->err) return s;
     char msg[sizeof c->err->msg];

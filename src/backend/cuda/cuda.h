@@ -94,6 +94,9 @@ bool tc_cuda_allow_tf32(const tc_cuda_call *c);
 /* A per-node cache (for cuDNN plans, cuBLASLt algorithms) owned by the execution context and
  * freed with it through the destructor given on first use; keyed by node id and a caller key. */
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));
+/* The same, shared by every node of the context: for plans that depend only on the key (which
+ * must then hold everything the plan depends on, tagged so that families never collide). */
+void **tc_cuda_shared_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));
 
 /* Plan choices the engine keeps and writes into its file as step records: kind is a
  * TC_RECORD_* value (engine/serialize.h), key the kernel's whole plan key (shapes, dtypes,

@@ -109,7 +109,7 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     if (strcmp(base, "convolution") == 0) lib = "cudnn";
     char stored[64];
     struct tc_cuda_engine *ce = tc_engine_cuda(e);
-    if (lib && ce && tc_cuda_choice_describe(ce, step, stored, sizeof stored))
+    if (ce && tc_cuda_choice_describe(ce, step, stored, sizeof stored))
         snprintf(d->implementation, sizeof d->implementation, "cuda:%.58s", stored);
     else
         snprintf(d->implementation, sizeof d->implementation, "cuda:%s", lib ? lib : base);

@@ -369,9 +369,7 @@ unsigned int *tc_cuda_error_flag(const tc_cuda_call *c, const char *fmt, ...) {
     return x->flags_dev + slot;
 }
 
-void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *)) {
-    tc_cuda_exec *x = c->exec;
-    int node = c->node->id;
+static void **cache_slot(tc_cuda_exec *x, int node, uint64_t key, void (*destroy)(void *)) {
     uint64_t h = (key ^ ((uint64_t)(uint32_t)node * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
     tc_cuda_node_cache_entry **b = &x->cache[(h >> 32) % TC_CUDA_NODE_CACHE_BUCKETS];
     for (tc_cuda_node_cache_entry *p = *b; p; p = p->next)
@@ -390,6 +388,14 @@ void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(v
     p->next = *b;
     *b = p;
     return &p->value;
+}
+
+void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *)) {
+    return cache_slot(c->exec, c->node->id, key, destroy);
+}
+
+void **tc_cuda_shared_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *)) {
+    return cache_slot(c->exec, -1, key, destroy);
 }
 
 /* ---- context lifetime --------------------------------------------------------------------- */
