@@ -60,6 +60,15 @@ def test_missing_file(cmd, tmp_path):
     assert r.returncode == 1 and "missing.tce" in r.stderr, r.stderr
 
 
+def test_build_no_autotune_is_accepted_and_changes_nothing_on_the_cpu(engine, tmp_path):
+    path = tmp_path / "m.tce"
+    r = tc("build", MODEL, "-o", path, "--device", "cpu", "--no-autotune")
+    assert r.returncode == 0, r.stderr
+    a, b = (json.loads(tc("inspect", p, "--json").stdout) for p in (engine, path))
+    assert a["steps"] == b["steps"] and b["memory"]["step_records"] == 0
+    assert "--no-autotune" in tc("build", "--help").stdout
+
+
 def test_build_missing_model(tmp_path):
     r = tc("build", tmp_path / "missing.pt2", "-o", tmp_path / "x.tce")
     assert r.returncode == 1 and "cannot import" in r.stderr and "missing.pt2" in r.stderr, r.stderr

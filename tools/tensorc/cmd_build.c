@@ -22,7 +22,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tensorc build MODEL.pt2 -o MODEL.tce [--device cuda|cpu] [--fp32|--fp16|--bf16] [--no-tf32]\n"
             "                    [--shape NAME=MIN:OPT:MAX ...] [--min-block-size N] [--workspace MiB]\n"
-            "                    [--threads N] [--verbose]\n\n"
+            "                    [--no-autotune] [--threads N] [--verbose]\n\n"
             "Builds an engine from a torch.export archive and writes it as an engine file (.tce) that\n"
             "`tensorc run`, `tensorc bench`, `tensorc inspect` and the C runtime (tc_engine_load) load\n"
             "without the model.\n\n"
@@ -36,6 +36,10 @@ static void usage(FILE *f) {
             "                          prints it, e.g. s77) or an input with one symbolic dim (e.g. x); repeatable\n"
             "  --min-block-size N      smallest accelerated partition (recorded; default 1)\n"
             "  --workspace MiB         CUDA: cap on library workspace (default: the backend's choice)\n"
+            "  --no-autotune           CUDA: take the libraries' first choice for each cuDNN plan and cuBLASLt\n"
+            "                          algorithm instead of timing up to 8 candidates on the GPU (faster build;\n"
+            "                          TENSORC_AUTOTUNE=N sets the candidate count). Either way the file stores\n"
+            "                          the choices, so every process that loads it runs the same plans\n"
             "  --threads N             CPU threads the engine uses (default 0: one per core)\n"
             "  --verbose               print each build stage and the graph\n\n"
             "Progress lines go to stderr on a terminal (always with --verbose).\n"
@@ -300,6 +304,8 @@ int tc_cli_build(int argc, char **argv) {
             bf16 = true, n_precisions++;
         } else if (strcmp(a, "--no-tf32") == 0) {
             no_tf32 = true;
+        } else if (strcmp(a, "--no-autotune") == 0) {
+            setenv("TENSORC_AUTOTUNE", "0", 1); /* read by the CUDA kernels when they choose */
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             verbose = true;
         } else if (strcmp(a, "--shape") == 0 && has_val) {
@@ -442,7 +448,11 @@ int tc_cli_build(int argc, char **argv) {
     const char *keys[] = {"precision", "min_block_size", "workspace", "shapes"};
     const char *vals[] = {fp16 ? "fp16" : bf16 ? "bf16" : no_tf32 ? "fp32 (no tf32)" : "fp32", mbs, ws, shapes};
     tc_engine_save_info info = {model, cmdline, n_shapes ? 4 : 3, keys, vals};
-    if (device == TC_BACKEND_CUDA) step(&pr, "choosing cuDNN and cuBLASLt plans at the opt shapes, writing %s", out);
+    if (device == TC_BACKEND_CUDA) {
+        const char *at = getenv("TENSORC_AUTOTUNE");
+        step(&pr, "%s cuDNN plans and cuBLASLt algorithms at the opt shapes, writing %s",
+             at && strcmp(at, "0") == 0 ? "choosing" : "timing", out);
+    }
     else step(&pr, "writing %s", out);
     if (tc_engine_save_ex(engine, &info, out, err, sizeof err) != TC_OK) {
         fprintf(stderr, "tensorc build: %s\n", err);

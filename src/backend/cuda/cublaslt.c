@@ -279,15 +279,23 @@ tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const
     return TC_OK;
 }
 
-/* Timing-based selection is opt-in (TENSORC_AUTOTUNE=1, or a candidate count) until the choices
- * are stored in engine files: timing noise can pick different algorithms in two processes, and a
- * reloaded engine must give the same bits as the one that was saved. */
+/* Without TENSORC_AUTOTUNE, runs choose without timing (the first valid candidate), except on a
+ * thread inside tc_tactic_set_thread_default: the run that prepares an engine file times its
+ * candidates, and the file stores what it chose, so that every process loading it runs the same. */
+static _Thread_local int tl_default_candidates = 1;
+
+int tc_tactic_set_thread_default(int n) {
+    int old = tl_default_candidates;
+    tl_default_candidates = n < 1 ? 1 : n > TC_TACTIC_MAX ? TC_TACTIC_MAX : n;
+    return old;
+}
+
 int tc_tactic_candidates(void) {
     const char *v = getenv("TENSORC_AUTOTUNE");
-    if (!v || !*v) return 1;
+    if (!v || !*v) return tl_default_candidates;
     char *end = NULL;
     long n = strtol(v, &end, 10);
-    if (end == v || *end) return 1;
+    if (end == v || *end) return tl_default_candidates;
     if (n <= 0) return 1;
     if (n == 1) return 8;
     return n > TC_TACTIC_MAX ? TC_TACTIC_MAX : (int)n;

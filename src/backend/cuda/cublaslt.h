@@ -66,12 +66,15 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *d, const void 
 
 /* Tactic selection, shared by the cuBLASLt and cuDNN kernels. When a plan is first built in an
  * eager run, up to tc_tactic_candidates() implementations are timed on the call's own buffers and
- * the fastest kept in the node cache (so graph capture and later runs reuse it).
- * TENSORC_AUTOTUNE: unset or 0 -> 1 (the first valid one, no timing: the default, so that engines
- * reloaded in another process give the same bits); 1 -> 8 candidates; n >= 2 -> n (at most
- * TC_TACTIC_MAX). TENSORC_LOG_TACTICS=1 prints one line per tuned plan on stderr. */
+ * the fastest kept in the node cache (so graph capture and later runs reuse it) and in the engine's
+ * plan table (so engine files store it). TENSORC_AUTOTUNE: 0 -> 1 (the first valid one, no timing);
+ * 1 -> 8 candidates; n >= 2 -> n (at most TC_TACTIC_MAX); unset -> this thread's default, which is
+ * 1 except inside the run that prepares an engine file (8, see records.c).
+ * TENSORC_LOG_TACTICS=1 prints one line per tuned plan on stderr. */
 #define TC_TACTIC_MAX 16
 int tc_tactic_candidates(void);
+/* Sets this thread's default candidate count (clamped to 1..TC_TACTIC_MAX); returns the old one. */
+int tc_tactic_set_thread_default(int n);
 bool tc_tactic_log(void);
 /* Whether stream may be timed now: false while it (or the legacy stream it syncs with) captures. */
 bool tc_tactic_can_time(void *stream);

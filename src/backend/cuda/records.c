@@ -4,6 +4,7 @@
  * (the same numerics, bit for bit), and skips the libraries' heuristics and any tactic timing.
  *
  * Record bytes (little-endian): u32 key_len, u32 desc_len, key, desc (text for inspect), data. */
+#include "backend/cuda/cublaslt.h"
 #include "backend/cuda/exec_internal.h"
 #include "backend/cuda/records.h"
 #include "core/sym.h"
@@ -165,10 +166,14 @@ tc_status tc_cuda_engine_prepare(tc_cuda_engine *e, tc_error *err) {
         if (st == TC_OK && bytes) st = TC_CUDA_CHECK(cudaMemset(in[i].data, 0, bytes), err);
     }
     tc_cuda_exec *x = NULL;
+    /* an engine file is built once and run many times: its plans are timed (TENSORC_AUTOTUNE
+     * overrides), unless chosen already */
+    int old = tc_tactic_set_thread_default(8);
     if (st == TC_OK) st = tc_cuda_exec_create(e, &x, err);
     if (st == TC_OK) st = tc_cuda_exec_run(x, in, NULL, NULL, err);
     if (st == TC_OK) st = tc_cuda_exec_sync(x, NULL, err);
     tc_cuda_exec_free(x);
+    tc_tactic_set_thread_default(old);
     for (int i = 0; i < ni; i++)
         if (in[i].data) (void)cudaFree(in[i].data);
     (void)cudaGetLastError();
