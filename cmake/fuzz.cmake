@@ -3,7 +3,7 @@
 # with TENSORC_FUZZ=ON and clang, also builds the libFuzzer binary fuzz_<name>.
 # A new target: add its name to TENSORC_FUZZ_TARGETS and give it a corpus folder.
 
-set(TENSORC_FUZZ_TARGETS zip json npy pt2 engine)
+set(TENSORC_FUZZ_TARGETS zip json npy pt2 engine timing_cache)
 
 set(_tc_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
                    -fno-omit-frame-pointer -g)

@@ -381,8 +381,9 @@ tc_status tc_graph_optimize(tc_graph_t **graph, const tc_optimize_options *optio
 /* ---------------------------------------------------------------------------------------------
  * Engine files (.tce): an engine written to bytes (target, I/O table, graph, backend step records,
  * 64-byte aligned weights, checksum; see docs/engine-format.md) and loaded back without the model.
- * Thread safety: serializing or saving reads the engine only, so several threads may serialize one
- * engine at once, also while contexts of it execute. Loading creates a new engine and touches no
+ * Thread safety: several threads may serialize one engine at once, also while contexts of it
+ * execute (serializing a CUDA engine runs it once at its opt shapes in a context of its own, to
+ * choose the plans the file stores; see docs/engine-format.md). Loading creates a new engine and touches no
  * shared state. An engine loaded once may be shared by contexts on any number of threads.
  */
 #define TC_ENGINE_FORMAT_VERSION 1
@@ -423,6 +424,21 @@ tc_status tc_engine_deserialize(const void *data, size_t size, const tc_build_op
 /* Same from a file; TC_ERR_IO when it cannot be read. The message starts with the path. */
 tc_status tc_engine_load(const char *path, const tc_build_options *override_or_null, tc_engine_t **out,
                          char *err_buf, size_t err_size);
+
+/* Timing caches: the plan choices of CUDA engines (cuDNN plans, cuBLASLt algorithms, chosen by
+ * the libraries' heuristics or by timing) in a file of their own, so that building the same model
+ * again, or another with the same layer shapes, on the same GPU and libraries skips the timing.
+ * Import before the engine first runs or is saved: its kernels then take the cached choice for
+ * every plan key the cache has. Export writes every choice the engine holds (imported ones
+ * included, so one cache grows over many builds), through a temporary file renamed over path.
+ * Both do nothing for CPU engines (*n = 0). Import errors: TC_ERR_IO (no such file), TC_ERR_FORMAT
+ * (damaged), TC_ERR_VERSION (another GPU model, compute capability or cuDNN/cuBLASLt version: the
+ * caller should ignore the cache and overwrite it); the engine is unchanged then. Thread-safe with
+ * running contexts. *n (may be NULL) receives the number of choices read / written. */
+tc_status tc_engine_import_timing_cache(tc_engine_t *engine, const char *path, int *n, char *err_buf,
+                                        size_t err_size);
+tc_status tc_engine_export_timing_cache(const tc_engine_t *engine, const char *path, int *n, char *err_buf,
+                                        size_t err_size);
 
 /* ---------------------------------------------------------------------------------------------
  * Device memory: moving data to and from the GPU of a CUDA engine without CUDA headers. Streams

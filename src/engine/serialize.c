@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HEADER_BYTES 32u
 #define SECTION_ENTRY_BYTES 24u
@@ -299,7 +300,7 @@ static void write_io(tc_wbuf *w, const tc_graph *g) {
     for (int i = 0; i < g->outputs.n; i++) write_io_value(w, g, g->output_names.items[i], g->outputs.items[i]);
 }
 
-static tc_status read_file(const char *path, unsigned char **data, size_t *size, tc_error *err) {
+tc_status tc_read_file(const char *path, unsigned char **data, size_t *size, tc_error *err) {
     *data = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
@@ -336,7 +337,7 @@ static tc_status serialize(const tc_engine_t *e, const tc_engine_save_info *info
     if (info && info->model_path) {
         unsigned char *m;
         size_t msize;
-        TC_TRY(read_file(info->model_path, &m, &msize, err));
+        TC_TRY(tc_read_file(info->model_path, &m, &msize, err));
         model_hash = tc_hash64(m, msize, 0);
         free(m);
     }
@@ -461,6 +462,27 @@ tc_status tc_engine_save_ex(const tc_engine_t *engine, const tc_engine_save_info
     }
     tc_free_buffer(data);
     if (st != TC_OK) copy_err(&err, err_buf, err_size);
+    return st;
+}
+
+tc_status tc_write_file_atomic(const char *path, const void *data, size_t size, tc_error *err) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+    tc_status st = TC_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        st = tc_errorf(err, TC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    } else {
+        bool ok = fwrite(data, 1, size, f) == size;
+        int saved = errno;
+        if (fclose(f) != 0) ok = false;
+        if (!ok) st = tc_errorf(err, TC_ERR_IO, "cannot write '%s': %s", tmp, strerror(saved ? saved : errno));
+        else if (rename(tmp, path) != 0) st = tc_errorf(err, TC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        if (st != TC_OK) remove(tmp);
+    }
+    free(tmp);
     return st;
 }
 
@@ -762,7 +784,7 @@ tc_status tc_engine_load(const char *path, const tc_build_options *override_or_n
     }
     unsigned char *data;
     size_t size;
-    tc_status st = read_file(path, &data, &size, &err);
+    tc_status st = tc_read_file(path, &data, &size, &err);
     if (st == TC_OK) {
         st = deserialize(data, size, override_or_null, out, &err);
         free(data);

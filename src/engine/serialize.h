@@ -19,6 +19,11 @@ struct tc_cuda_engine *tc_engine_cuda(const tc_engine_t *engine);
  * Not cryptographic: it detects damage, not tampering. */
 uint64_t tc_hash64(const void *data, size_t size, uint64_t seed);
 
+/* Reads a whole file into a malloc'd buffer (TC_ERR_IO naming the path, TC_ERR_OUT_OF_MEMORY). */
+tc_status tc_read_file(const char *path, unsigned char **data, size_t *size, tc_error *err);
+/* Writes a file through a temporary one renamed over it, so that readers never see a partial file. */
+tc_status tc_write_file_atomic(const char *path, const void *data, size_t size, tc_error *err);
+
 /* ---- bytes ---------------------------------------------------------------------------------- */
 
 /* A growable buffer written in little-endian order. A failed allocation sets oom and makes every

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
 #include "engine/serialize.h"
+#include "engine/timing_cache.h"
 #include "import/npy.h"
 
 #include <math.h>
@@ -169,6 +170,76 @@ static void test_step_records_round_trip(tc_engine_t *built) {
     tc_free_buffer(data);
 }
 
+/* Timing caches: the seed written by tests/fuzz/gen_timing_cache_seeds.py (an encoder independent
+ * of ours) parses to what it holds; encode -> parse round trips; damage of every kind is refused;
+ * a CPU engine's import and export do nothing. */
+static void test_timing_cache_format(tc_engine_t *cpu_engine) {
+    tc_error e = {0};
+    unsigned char *data = NULL;
+    size_t size = 0;
+    CHECK_MSG(tc_read_file("tests/fuzz/corpus/timing_cache/two_plans.tcc", &data, &size, &e) == TC_OK, "%s", e.msg);
+    if (!data) return;
+    tc_timing_cache_target t;
+    tc_step_record *r = NULL;
+    uint32_t n = 0;
+    CHECK_MSG(tc_timing_cache_parse(data, size, &t, &r, &n, &e) == TC_OK, "%s", e.msg);
+    CHECK(n == 2 && strcmp(t.device_name, "NVIDIA H100 80GB HBM3") == 0 && t.cc_major == 9 && t.cc_minor == 0 &&
+          strcmp(t.cudnn_version, "9.19.0") == 0 && strcmp(t.cublaslt_version, "13.1.0") == 0);
+    if (n == 2) {
+        CHECK(r[0].kind == TC_RECORD_CUDNN_PLAN && r[1].kind == TC_RECORD_CUBLASLT_ALGO);
+        uint32_t kl, dl;
+        memcpy(&kl, r[1].data, 4);
+        memcpy(&dl, (const char *)r[1].data + 4, 4);
+        CHECK(kl == 23 * 8 && r[1].size == 8 + kl + dl + 64 &&
+              memcmp((const char *)r[1].data + 8 + kl, "cublaslt algo 21", 16) == 0);
+    }
+    /* our encoder writes the same bytes */
+    tc_wbuf w = {0};
+    CHECK(r && tc_timing_cache_encode(&t, r, n, &w, &e) == TC_OK && w.size == size && memcmp(w.data, data, size) == 0);
+    tc_wbuf_free(&w);
+    free(r);
+    tc_timing_cache_target other = t;
+    CHECK(tc_timing_cache_matches(&t, &other));
+    snprintf(other.cudnn_version, sizeof other.cudnn_version, "9.20.0");
+    CHECK(!tc_timing_cache_matches(&t, &other));
+    /* damage: every truncation, a flipped byte, bad magic; a newer version with a valid checksum */
+    for (size_t cut = 0; cut < size; cut += 7) {
+        CHECK(tc_timing_cache_parse(data, cut, &t, &r, &n, &e) == TC_ERR_FORMAT && !r && !n);
+    }
+    data[40] ^= 1;
+    CHECK(tc_timing_cache_parse(data, size, &t, &r, &n, &e) == TC_ERR_FORMAT && strstr(e.msg, "checksum"));
+    data[40] ^= 1;
+    unsigned char *nv = NULL;
+    size_t nvs = 0;
+    CHECK(tc_read_file("tests/fuzz/corpus/timing_cache/newer_version.tcc", &nv, &nvs, &e) == TC_OK);
+    CHECK(nv && tc_timing_cache_parse(nv, nvs, &t, &r, &n, &e) == TC_ERR_VERSION && strstr(e.msg, "version 2"));
+    free(nv);
+    /* a record size past the end, with the checksum made valid again */
+    unsigned char *bad = malloc(size);
+    if (bad) {
+        memcpy(bad, data, size);
+        size_t first = 8 + 8 + 4 + 21 + 8 + 4 + 6 + 4 + 6; /* magic .. cuBLASLt version */
+        first = (first + 7) / 8 * 8 + 8;                     /* padding, count, reserved */
+        uint64_t huge = (uint64_t)1 << 40;
+        memcpy(bad + first + 8, &huge, 8);
+        uint64_t h = tc_hash64(bad, size - 8, 0);
+        memcpy(bad + size - 8, &h, 8);
+        CHECK(tc_timing_cache_parse(bad, size, &t, &r, &n, &e) == TC_ERR_FORMAT && strstr(e.msg, "record 0"));
+        free(bad);
+    }
+    free(data);
+    /* CPU engines: nothing to import or export, and no file is written */
+    int k = -1;
+    char msg[512];
+    remove("/tmp/tc_test_cpu.tcc");
+    CHECK(tc_engine_import_timing_cache(cpu_engine, "/nonexistent.tcc", &k, msg, sizeof msg) == TC_OK && k == 0);
+    CHECK(tc_engine_export_timing_cache(cpu_engine, "/tmp/tc_test_cpu.tcc", &k, msg, sizeof msg) == TC_OK && k == 0);
+    FILE *f = fopen("/tmp/tc_test_cpu.tcc", "rb");
+    CHECK(f == NULL);
+    if (f) fclose(f);
+    CHECK(tc_engine_import_timing_cache(NULL, "x", &k, msg, sizeof msg) == TC_ERR_INVALID_ARGUMENT);
+}
+
 int main(void) {
     tc_error e = {0};
     char err[2048];
@@ -200,6 +271,7 @@ int main(void) {
     }
 
     test_step_records_round_trip(built);
+    test_timing_cache_format(built);
 
     /* serialize -> deserialize: bit-identical outputs; serializing is deterministic */
     void *data = NULL, *data2 = NULL;

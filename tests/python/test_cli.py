@@ -69,6 +69,13 @@ def test_build_no_autotune_is_accepted_and_changes_nothing_on_the_cpu(engine, tm
     assert "--no-autotune" in tc("build", "--help").stdout
 
 
+def test_build_timing_cache_on_the_cpu_is_a_note(tmp_path):
+    cache = tmp_path / "c.tcc"
+    r = tc("build", MODEL, "-o", tmp_path / "m.tce", "--device", "cpu", "--timing-cache", cache)
+    assert r.returncode == 0 and "CUDA engines only" in r.stderr, r.stderr
+    assert not cache.exists()
+
+
 def test_build_missing_model(tmp_path):
     r = tc("build", tmp_path / "missing.pt2", "-o", tmp_path / "x.tce")
     assert r.returncode == 1 and "cannot import" in r.stderr and "missing.pt2" in r.stderr, r.stderr

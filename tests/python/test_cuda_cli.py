@@ -229,6 +229,35 @@ def test_a_damaged_plan_record_is_chosen_again(engine, tmp_path):
 
 
 @needs_gpu
+def test_timing_cache_is_created_reused_and_replaced_when_damaged(tmp_path):
+    cache = tmp_path / "plans.tcc"
+    r1 = tc("build", MODEL, "-o", tmp_path / "a.tce", "--device", "cuda", "--timing-cache", cache)
+    assert r1.returncode == 0 and "does not exist yet" in r1.stderr, r1.stderr
+    assert "plan choice(s) read" in r1.stdout and cache.read_bytes()[:8] == b"TCTCACHE", r1.stdout
+    written = int(r1.stdout.split("read, ")[1].split(" written")[0])
+    assert written > 0
+    # the second build takes every choice from the cache: the same records, the same bits
+    r2 = tc("build", MODEL, "-o", tmp_path / "b.tce", "--device", "cuda", "--timing-cache", cache)
+    assert r2.returncode == 0, r2.stderr
+    assert f"timing cache {cache}: {written} plan choice(s) read, {written} written" in r2.stdout, r2.stdout
+    ra, _ = step_records((tmp_path / "a.tce").read_bytes())
+    rb, _ = step_records((tmp_path / "b.tce").read_bytes())
+    assert sorted((k, key, p) for _, k, key, _, p in ra) == sorted((k, key, p) for _, k, key, _, p in rb)
+    _, a = run_outputs(tmp_path / "a.tce", tmp_path / "oa", "--input", f"x={INPUT}")
+    _, b = run_outputs(tmp_path / "b.tce", tmp_path / "ob", "--input", f"x={INPUT}")
+    assert a == b
+    # damaged: noted, not used, replaced by a good one
+    data = bytearray(cache.read_bytes())
+    data[20] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    r3 = tc("build", MODEL, "-o", tmp_path / "c.tce", "--device", "cuda", "--timing-cache", cache)
+    assert r3.returncode == 0 and "damaged" in r3.stderr and "will be replaced" in r3.stderr, r3.stderr
+    assert ": 0 plan choice(s) read" in r3.stdout
+    r4 = tc("build", MODEL, "-o", tmp_path / "d.tce", "--device", "cuda", "--timing-cache", cache)
+    assert f"{written} plan choice(s) read" in r4.stdout, r4.stdout
+
+
+@needs_gpu
 def test_run_matches_eager_pytorch(engine_f32, tmp_path):
     r, files = run_outputs(engine_f32, tmp_path, "--input", f"x={INPUT}")
     got = np.load(tmp_path / next(iter(files)))

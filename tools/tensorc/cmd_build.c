@@ -22,7 +22,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tensorc build MODEL.pt2 -o MODEL.tce [--device cuda|cpu] [--fp32|--fp16|--bf16] [--no-tf32]\n"
             "                    [--shape NAME=MIN:OPT:MAX ...] [--min-block-size N] [--workspace MiB]\n"
-            "                    [--no-autotune] [--threads N] [--verbose]\n\n"
+            "                    [--no-autotune] [--timing-cache FILE] [--threads N] [--verbose]\n\n"
             "Builds an engine from a torch.export archive and writes it as an engine file (.tce) that\n"
             "`tensorc run`, `tensorc bench`, `tensorc inspect` and the C runtime (tc_engine_load) load\n"
             "without the model.\n\n"
@@ -40,6 +40,9 @@ static void usage(FILE *f) {
             "                          algorithm instead of timing up to 8 candidates on the GPU (faster build;\n"
             "                          TENSORC_AUTOTUNE=N sets the candidate count). Either way the file stores\n"
             "                          the choices, so every process that loads it runs the same plans\n"
+            "  --timing-cache FILE     CUDA: reuse the plan choices in FILE (made on the same GPU model with the\n"
+            "                          same cuDNN and cuBLASLt) and write them back with this build's added; a\n"
+            "                          missing, damaged or foreign cache is noted and replaced\n"
             "  --threads N             CPU threads the engine uses (default 0: one per core)\n"
             "  --verbose               print each build stage and the graph\n\n"
             "Progress lines go to stderr on a terminal (always with --verbose).\n"
@@ -275,6 +278,7 @@ static void append_cmd(char *buf, size_t size, const char *s) {
 int tc_cli_build(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
     int64_t min_block = 1, workspace_mib = -1, threads = 0;
+    const char *cache = NULL;
     bool verbose = false, fp16 = false, bf16 = false, no_tf32 = false;
     int device = -1, n_precisions = 0; /* -1: chosen below, as trtexec does: the GPU when there is one */
     char shape_names[MAX_SHAPES][128];
@@ -304,6 +308,8 @@ int tc_cli_build(int argc, char **argv) {
             bf16 = true, n_precisions++;
         } else if (strcmp(a, "--no-tf32") == 0) {
             no_tf32 = true;
+        } else if (strcmp(a, "--timing-cache") == 0 && has_val) {
+            cache = argv[++i];
         } else if (strcmp(a, "--no-autotune") == 0) {
             setenv("TENSORC_AUTOTUNE", "0", 1); /* read by the CUDA kernels when they choose */
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
@@ -448,6 +454,17 @@ int tc_cli_build(int argc, char **argv) {
     const char *keys[] = {"precision", "min_block_size", "workspace", "shapes"};
     const char *vals[] = {fp16 ? "fp16" : bf16 ? "bf16" : no_tf32 ? "fp32 (no tf32)" : "fp32", mbs, ws, shapes};
     tc_engine_save_info info = {model, cmdline, n_shapes ? 4 : 3, keys, vals};
+    int cache_read = 0;
+    if (cache && device == TC_BACKEND_CUDA) {
+        char cerr[1024];
+        tc_status cs = tc_engine_import_timing_cache(engine, cache, &cache_read, cerr, sizeof cerr);
+        if (cs == TC_ERR_IO && access(cache, F_OK) != 0)
+            fprintf(stderr, "tensorc build: timing cache %s does not exist yet: it will be created\n", cache);
+        else if (cs != TC_OK)
+            fprintf(stderr, "tensorc build: note: %s; it is not used and will be replaced\n", cerr);
+    } else if (cache) {
+        fprintf(stderr, "tensorc build: note: --timing-cache applies to CUDA engines only; ignored\n");
+    }
     if (device == TC_BACKEND_CUDA) {
         const char *at = getenv("TENSORC_AUTOTUNE");
         step(&pr, "%s cuDNN plans and cuBLASLt algorithms at the opt shapes, writing %s",
@@ -457,6 +474,14 @@ int tc_cli_build(int argc, char **argv) {
     if (tc_engine_save_ex(engine, &info, out, err, sizeof err) != TC_OK) {
         fprintf(stderr, "tensorc build: %s\n", err);
         goto done;
+    }
+    if (cache && device == TC_BACKEND_CUDA) {
+        int written = 0;
+        if (tc_engine_export_timing_cache(engine, cache, &written, err, sizeof err) != TC_OK) {
+            fprintf(stderr, "tensorc build: cannot write the timing cache: %s\n", err);
+            goto done;
+        }
+        printf("timing cache %s: %d plan choice(s) read, %d written\n", cache, cache_read, written);
     }
     struct stat stt;
     size_t size = stat(out, &stt) == 0 ? (size_t)stt.st_size : 0;

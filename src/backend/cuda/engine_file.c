@@ -129,7 +129,7 @@ static tc_status write_records(const tc_engine_t *e, tc_record_writer *w, tc_err
 
 static tc_status read_records(tc_engine_t *e, const tc_step_record *r, uint32_t n, tc_error *err) {
     struct tc_cuda_engine *ce = tc_engine_cuda(e);
-    return ce ? tc_cuda_read_records(ce, r, n, err) : TC_OK;
+    return ce ? tc_cuda_read_records(ce, r, n, false, err) : TC_OK;
 }
 
 static const tc_engine_backend_hooks hooks = {

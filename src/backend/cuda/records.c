@@ -19,6 +19,7 @@
 struct tc_cuda_choice {
     uint32_t kind;
     uint32_t node;      /* the node that made it first (for inspect) */
+    bool used;          /* made or looked up by this engine, or read from its file (not just from a timing cache) */
     uint32_t key_len, desc_len, data_len;
     unsigned char *bytes; /* key, desc, data */
 };
@@ -36,12 +37,15 @@ static tc_cuda_choice *lookup(tc_cuda_engine *e, uint32_t kind, const void *key,
 
 /* Adds or replaces an entry. Under the lock. False when out of memory (the table is unchanged). */
 static bool put(tc_cuda_engine *e, uint32_t kind, uint32_t node, const void *key, size_t key_len, const char *desc,
-                const void *data, size_t data_len, bool replace) {
+                const void *data, size_t data_len, bool replace, bool used) {
     size_t desc_len = desc ? strlen(desc) : 0;
     if (desc_len > 255) desc_len = 255;
     if (key_len > UINT32_MAX || data_len > UINT32_MAX) return false;
     tc_cuda_choice *ch = lookup(e, kind, key, key_len);
-    if (ch && !replace) return true;
+    if (ch && !replace) {
+        ch->used = ch->used || used;
+        return true;
+    }
     unsigned char *b = malloc(key_len + desc_len + data_len + 1);
     if (!b) return false;
     memcpy(b, key, key_len);
@@ -64,6 +68,7 @@ static bool put(tc_cuda_engine *e, uint32_t kind, uint32_t node, const void *key
     }
     ch->kind = kind;
     ch->node = node;
+    ch->used = used;
     ch->key_len = (uint32_t)key_len;
     ch->desc_len = (uint32_t)desc_len;
     ch->data_len = (uint32_t)data_len;
@@ -84,8 +89,10 @@ void *tc_cuda_choice_find(const tc_cuda_call *c, uint32_t kind, const void *key,
     if (!e->records) return NULL;
     void *out = NULL;
     pthread_mutex_lock(&e->choice_lock);
-    const tc_cuda_choice *ch = lookup(e, kind, key, key_len);
+    tc_cuda_choice *ch = lookup(e, kind, key, key_len);
     if (ch) {
+        if (!ch->used) ch->node = (uint32_t)c->node->id; /* from a timing cache: this node uses it first */
+        ch->used = true;
         out = malloc(ch->data_len + 1);
         if (out) {
             memcpy(out, ch->bytes + ch->key_len + ch->desc_len, ch->data_len);
@@ -103,7 +110,7 @@ void tc_cuda_choice_store(const tc_cuda_call *c, uint32_t kind, const void *key,
     if (!e->records) return;
     pthread_mutex_lock(&e->choice_lock);
     /* out of memory only loses the record: the plan itself is in the context's cache */
-    (void)put(e, kind, (uint32_t)c->node->id, key, key_len, desc, data, len, replace);
+    (void)put(e, kind, (uint32_t)c->node->id, key, key_len, desc, data, len, replace, true);
     pthread_mutex_unlock(&e->choice_lock);
 }
 
@@ -112,7 +119,7 @@ bool tc_cuda_choice_describe(tc_cuda_engine *e, int node, char *buf, size_t n) {
     pthread_mutex_lock(&e->choice_lock);
     for (int i = 0; i < e->n_choices && !found; i++) {
         const tc_cuda_choice *ch = &e->choices[i];
-        if ((int)ch->node != node || !ch->desc_len) continue;
+        if (!ch->used || (int)ch->node != node || !ch->desc_len) continue;
         snprintf(buf, n, "%.*s", (int)ch->desc_len, (const char *)ch->bytes + ch->key_len);
         found = true;
     }
@@ -193,6 +200,43 @@ static uint32_t get_u32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+tc_status tc_cuda_choices_snapshot(tc_cuda_engine *e, bool all, tc_step_record **out, uint32_t *n, tc_error *err) {
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&e->choice_lock);
+    tc_step_record *r = calloc((size_t)e->n_choices + 1, sizeof *r);
+    uint32_t k = 0;
+    bool oom = !r;
+    for (int i = 0; !oom && i < e->n_choices; i++) {
+        const tc_cuda_choice *ch = &e->choices[i];
+        if (!all && !ch->used) continue;
+        size_t body = (size_t)ch->key_len + ch->desc_len + ch->data_len;
+        unsigned char *b = malloc(8 + body);
+        if (!b) {
+            oom = true;
+            break;
+        }
+        put_u32(b, ch->key_len);
+        put_u32(b + 4, ch->desc_len);
+        memcpy(b + 8, ch->bytes, body);
+        r[k].step = ch->node, r[k].kind = ch->kind, r[k].data = b, r[k].size = 8 + body;
+        k++;
+    }
+    pthread_mutex_unlock(&e->choice_lock);
+    if (oom) {
+        tc_cuda_choices_snapshot_free(r, k);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory copying plan records");
+    }
+    *out = r;
+    *n = k;
+    return TC_OK;
+}
+
+void tc_cuda_choices_snapshot_free(tc_step_record *r, uint32_t n) {
+    for (uint32_t i = 0; r && i < n; i++) free((void *)r[i].data);
+    free(r);
+}
+
 tc_status tc_cuda_write_records(tc_cuda_engine *e, tc_record_writer *w, tc_error *err) {
     if (!e->records) return TC_OK;
     /* the choices of the opt shapes, made now unless a run at them made them already */
@@ -200,27 +244,17 @@ tc_status tc_cuda_write_records(tc_cuda_engine *e, tc_record_writer *w, tc_error
     if (tc_cuda_engine_prepare(e, &why) != TC_OK && getenv("TENSORC_VERBOSE"))
         fprintf(stderr, "tensorc: the run at the opt shapes before saving failed (%s); the file keeps the plans "
                         "chosen so far\n", why.msg);
+    tc_step_record *r;
+    uint32_t n;
+    TC_TRY(tc_cuda_choices_snapshot(e, false, &r, &n, err));
     tc_status st = TC_OK;
-    pthread_mutex_lock(&e->choice_lock);
-    for (int i = 0; st == TC_OK && i < e->n_choices; i++) {
-        const tc_cuda_choice *ch = &e->choices[i];
-        size_t body = (size_t)ch->key_len + ch->desc_len + ch->data_len;
-        unsigned char *b = malloc(8 + body);
-        if (!b) {
-            st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory writing plan records");
-            break;
-        }
-        put_u32(b, ch->key_len);
-        put_u32(b + 4, ch->desc_len);
-        memcpy(b + 8, ch->bytes, body);
-        st = tc_record_add(w, ch->node, ch->kind, b, 8 + body, err);
-        free(b);
-    }
-    pthread_mutex_unlock(&e->choice_lock);
+    for (uint32_t i = 0; st == TC_OK && i < n; i++) st = tc_record_add(w, r[i].step, r[i].kind, r[i].data, r[i].size, err);
+    tc_cuda_choices_snapshot_free(r, n);
     return st;
 }
 
-tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint32_t n, tc_error *err) {
+tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint32_t n, bool from_cache,
+                               tc_error *err) {
     pthread_mutex_lock(&e->choice_lock);
     tc_status st = TC_OK;
     for (uint32_t i = 0; st == TC_OK && i < n; i++) {
@@ -235,7 +269,8 @@ tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint3
         }
         char desc[256];
         snprintf(desc, sizeof desc, "%.*s", (int)(dl < 255 ? dl : 255), (const char *)p + 8 + kl);
-        if (!put(e, r[i].kind, r[i].step, p + 8, kl, desc, p + 8 + kl + dl, (size_t)(size - 8 - kl - dl), false))
+        if (!put(e, r[i].kind, from_cache ? 0 : r[i].step, p + 8, kl, desc, p + 8 + kl + dl,
+                 (size_t)(size - 8 - kl - dl), false, !from_cache))
             st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory reading plan records");
     }
     pthread_mutex_unlock(&e->choice_lock);

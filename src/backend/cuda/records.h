@@ -10,11 +10,18 @@
  * already chosen are reused). Does nothing when records are off (TENSORC_PLAN_RECORDS=0). */
 tc_status tc_cuda_engine_prepare(tc_cuda_engine *e, tc_error *err);
 
-/* The engine-file hooks' halves: writes one record per choice (after tc_cuda_engine_prepare), and
- * takes the records of a file (TC_ERR_FORMAT for a malformed one; kinds it does not know are
- * skipped, so that their steps choose again). */
+/* The engine-file hooks' halves: writes one record per choice the engine used (after
+ * tc_cuda_engine_prepare), and takes the records of a file or, from_cache, of a timing cache
+ * (TC_ERR_FORMAT for a malformed one; kinds it does not know are skipped, so that their steps
+ * choose again; choices already in the table stay). */
 tc_status tc_cuda_write_records(tc_cuda_engine *e, tc_record_writer *w, tc_error *err);
-tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *records, uint32_t n, tc_error *err);
+tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *records, uint32_t n, bool from_cache,
+                               tc_error *err);
+/* Copies of the choices as records (step: the node that made it first; data: the record bytes),
+ * all of them (a timing cache) or those this engine used (an engine file: a timing cache may hold
+ * choices for shapes this engine never has). Free with tc_cuda_choices_snapshot_free. */
+tc_status tc_cuda_choices_snapshot(tc_cuda_engine *e, bool all, tc_step_record **out, uint32_t *n, tc_error *err);
+void tc_cuda_choices_snapshot_free(tc_step_record *records, uint32_t n);
 
 /* The description of the first choice made for node (e.g. "cudnn engine 41, NHWC, 2 stages
  * fused"); false when there is none. Number of choices held. */
