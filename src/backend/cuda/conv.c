@@ -21,7 +21,7 @@
 
 enum { SLOT_WS = 0, SLOT_X = 1, SLOT_W = 2, SLOT_Y = 3 };
 enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_R = 5, UID_T = 10 /* virtual: UID_T + k */ };
-enum { KEY_LEN = 34 };
+enum { KEY_LEN = 38 };
 /* The stages after the convolution itself, in order: y = ep[n-1](... ep[0](conv(x, w))). */
 enum { EP_BIAS = 1, EP_RELU = 2, EP_RESIDUAL = 3, MAX_EP = 4 };
 
@@ -37,6 +37,8 @@ typedef struct conv_shape {
     unsigned align_x, align_w, align_y, align_b, align_r;
     int n_ep;
     int ep[MAX_EP];
+    /* how x, w, y and the residual are stored: channels-last (tc_cuda_tensor.nhwc) or NCHW */
+    bool x_nhwc, w_nhwc, y_nhwc, r_nhwc;
 } conv_shape;
 
 typedef struct conv_plan {
@@ -73,7 +75,8 @@ static void make_key(const conv_shape *s, int64_t *k) {
     int64_t v[KEY_LEN] = {s->dtype, s->transposed, s->bias, s->allow_tf32, s->N,  s->C,  s->H,  s->W,  s->K,  s->OH,
                           s->OW,    s->KH,         s->KW,   s->G,          s->sh, s->sw, s->ph, s->pw, s->dh, s->dw,
                           s->OH2,   s->OW2,        s->qh,   s->qw,         s->align_x, s->align_w, s->align_y,
-                          s->align_b, s->align_r, s->n_ep, s->ep[0], s->ep[1], s->ep[2], s->ep[3]};
+                          s->align_b, s->align_r, s->n_ep, s->ep[0], s->ep[1], s->ep[2], s->ep[3],
+                          s->x_nhwc,  s->w_nhwc,      s->y_nhwc, s->r_nhwc};
     memcpy(k, v, sizeof v);
 }
 
@@ -117,8 +120,10 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int f
     strides_for(in_d, nhwc, in_s);
     strides_for(w_d, nhwc, w_s);
     strides_for(out_d, nhwc, out_s);
-    /* the NHWC copies live in scratch memory, which is 256-byte aligned */
-    unsigned ax = nhwc ? 16 : s->align_x, aw = nhwc ? 16 : s->align_w, ay = nhwc ? 16 : s->align_y;
+    /* a tensor stored in the plan's layout is used in place; copies live in scratch memory, which
+     * is 256-byte aligned */
+    unsigned ax = s->x_nhwc == nhwc ? s->align_x : 16, aw = s->w_nhwc == nhwc ? s->align_w : 16;
+    unsigned ay = s->y_nhwc == nhwc && !(s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW)) ? s->align_y : 16;
     tc_cudnn_conv_params p = {.nsp = 2,
                               .pre_pad = {s->ph, s->pw},
                               .post_pad = {s->transposed ? s->qh : s->ph, s->transposed ? s->qw : s->pw},
@@ -133,7 +138,7 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int f
             strides_for(b_d, nhwc, b_s);
             st = add_tensor(g, UID_B, s->dtype, b_d, b_s, s->align_b, false, err);
         } else if (s->ep[k] == EP_RESIDUAL) {
-            st = add_tensor(g, UID_R, s->dtype, out_d, out_s, nhwc ? 16 : s->align_r, false, err);
+            st = add_tensor(g, UID_R, s->dtype, out_d, out_s, s->align_r, false, err);
         }
         /* the value entering stage k */
         if (st == TC_OK) st = add_tensor(g, UID_T + k, TC_F32, out_d, out_s, 16, true, err);
@@ -209,9 +214,9 @@ static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int
                                  const tc_cuda_tensor *r, tc_cuda_tensor *y) {
     static const double no_params[3] = {0, 0, 0};
     for (int k = from; k < s->n_ep; k++) {
-        if (s->ep[k] == EP_BIAS)
-            TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->N, s->K, s->OH * s->OW, true,
-                                                      c->stream, c->err)));
+        if (s->ep[k] == EP_BIAS) /* channels-last: [N*H*W, K] rows, the channel varying fastest */
+            TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->y_nhwc ? s->N * s->OH * s->OW : s->N,
+                                                      s->K, s->y_nhwc ? 1 : s->OH * s->OW, true, c->stream, c->err)));
         else if (s->ep[k] == EP_RESIDUAL)
             TC_TRY(add_residual(c, y, r));
         else
@@ -241,16 +246,31 @@ static tc_status prepare_io(const tc_cuda_call *c, const conv_shape *s, const co
     io->out_sp = s->transposed ? s->OH2 * s->OW2 : s->OH * s->OW;
     int64_t core = s->N * s->K * io->out_sp; /* elements cuDNN writes */
     void *xp = x->data, *wp = w->data, *yp = y->data;
-    if (p->nhwc) {
+    /* x and w in the plan's layout: a transposed copy when stored in the other one (the scratch
+     * for x also holds a cropped NHWC output before its crop) */
+    if (s->x_nhwc != p->nhwc || (p->nhwc && io->cropped)) {
         size_t xbytes = (size_t)x->numel * es, cbytes = io->cropped ? (size_t)core * es : 0;
         xp = tc_cuda_scratch(c, SLOT_X, xbytes > cbytes ? xbytes : cbytes);
-        wp = tc_cuda_scratch(c, SLOT_W, (size_t)w->numel * es);
-        if (!xp || !wp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the NHWC copies");
-        TC_TRY(relay(c, tc_cuda_transpose_batched(x->data, xp, s->N, s->C, s->H * s->W, es, c->stream, c->err)));
-        TC_TRY(relay(c, tc_cuda_transpose_batched(w->data, wp, w->dims[0], w->dims[1], s->KH * s->KW, es, c->stream,
-                                                  c->err)));
+        if (!xp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for a transposed input");
+        if (s->x_nhwc == p->nhwc)
+            TC_CUDA_TRY(cudaMemcpyAsync(xp, x->data, xbytes, cudaMemcpyDeviceToDevice, (cudaStream_t)c->stream),
+                        c->err);
+        else if (p->nhwc)
+            TC_TRY(relay(c, tc_cuda_transpose_batched(x->data, xp, s->N, s->C, s->H * s->W, es, c->stream, c->err)));
+        else
+            TC_TRY(relay(c, tc_cuda_transpose_batched(x->data, xp, s->N, s->H * s->W, s->C, es, c->stream, c->err)));
     }
-    if (p->nhwc || io->cropped) {
+    if (s->w_nhwc != p->nhwc) {
+        wp = tc_cuda_scratch(c, SLOT_W, (size_t)w->numel * es);
+        if (!wp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for a transposed weight");
+        if (p->nhwc)
+            TC_TRY(relay(c, tc_cuda_transpose_batched(w->data, wp, w->dims[0], w->dims[1], s->KH * s->KW, es,
+                                                      c->stream, c->err)));
+        else
+            TC_TRY(relay(c, tc_cuda_transpose_batched(w->data, wp, w->dims[0], s->KH * s->KW, w->dims[1], es,
+                                                      c->stream, c->err)));
+    }
+    if (s->y_nhwc != p->nhwc || io->cropped) {
         yp = tc_cuda_scratch(c, SLOT_Y, (size_t)core * es);
         if (!yp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for the convolution output");
     }
@@ -284,9 +304,12 @@ static tc_status run_plan(const tc_cuda_call *c, const conv_shape *s, const conv
         return tc_cuda_fail(c, st, "%s (%s)", msg, tc_cudnn_graph_engine(p->graph));
     }
     void *yp = io.yp;
-    if (p->nhwc) {
+    if (s->y_nhwc != p->nhwc) { /* into y's layout (transposed convolutions: then cropped from xp) */
         void *dst = io.cropped ? io.xp : y->data;
-        TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, io.out_sp, s->K, es, c->stream, c->err)));
+        if (p->nhwc)
+            TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, io.out_sp, s->K, es, c->stream, c->err)));
+        else
+            TC_TRY(relay(c, tc_cuda_transpose_batched(yp, dst, s->N, s->K, io.out_sp, es, c->stream, c->err)));
         yp = dst;
     }
     if (io.cropped) {
@@ -342,8 +365,8 @@ static tc_status make_plan(const tc_cuda_call *c, const conv_shape *s, conv_plan
             if ((only_layout >= 0 && layout != only_layout) || (only_relaxed >= 0 && relaxed != only_relaxed))
                 continue;
             int most = s->transposed ? 0 : s->n_ep;
-            for (int k = 0; layout == 1 && k < most; k++)
-                if (s->ep[k] == EP_RESIDUAL) most = k;
+            for (int k = 0; k < most; k++) /* a residual in the other layout is added afterwards */
+                if (s->ep[k] == EP_RESIDUAL && s->r_nhwc != (layout == 1)) most = k;
             for (int fused = most; fused >= 0; fused--) {
                 tc_status st =
                     build_graph(s, handle, layout == 1, fused, relaxed == 1, max_ws, want, &p->graph, c->err);
@@ -374,6 +397,15 @@ static tc_status choose_plan(conv_bufs *t, conv_plan *p) {
     const conv_shape *s = t->s;
     int want = tc_cuda_capturing(c) || !tc_tactic_can_time(c->stream) ? 1 : tc_tactic_candidates();
     int relaxed = 0;
+    if (s->x_nhwc || s->y_nhwc) {
+        /* channels-last activations: an NHWC plan, which needs no transposes, unless none exists */
+        tc_status st = make_plan(c, s, p, want, 1, -1, &relaxed);
+        if (st == TC_ERR_OUT_OF_MEMORY) return st;
+        if (st != TC_OK) TC_TRY(make_plan(c, s, p, want, 0, -1, &relaxed));
+        if (want <= 1) return TC_OK;
+        tc_tactic_info info;
+        return tune_engines(t, p, &info);
+    }
     TC_TRY(make_plan(c, s, p, want, -1, -1, &relaxed));
     if (want <= 1) return TC_OK;
     tc_tactic_info info;
@@ -429,8 +461,8 @@ static bool plan_from_record(const tc_cuda_call *c, const conv_shape *s, conv_pl
     bool nhwc = rec[0] == 1;
     int fused = rec[1];
     if (s->transposed && fused) return false;
-    for (int k = 0; nhwc && k < fused; k++)
-        if (s->ep[k] == EP_RESIDUAL) return false; /* never made: NHWC keeps the residual outside */
+    for (int k = 0; k < fused; k++)
+        if (s->ep[k] == EP_RESIDUAL && s->r_nhwc != nhwc) return false; /* never made: see make_plan */
     tc_error why = {0};
     tc_cudnn_graph *g = NULL;
     if (tc_cudnn_graph_from_json(tc_cuda_cudnn(c), (const char *)rec + REC_HEAD, len - REC_HEAD,
@@ -486,6 +518,11 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     s.transposed = tc_node_bool(c->node, 6);
     s.bias = b != NULL;
     s.allow_tf32 = tc_cuda_allow_tf32(c);
+    s.x_nhwc = x->nhwc, s.w_nhwc = w->nhwc, s.y_nhwc = y->nhwc, s.r_nhwc = r && r->nhwc;
+    if (r && r->nhwc != y->nhwc)
+        return tc_cuda_fail(c, TC_ERR_INTERNAL, "the fused residual and the output are stored in different layouts");
+    if (s.transposed && (s.x_nhwc || s.w_nhwc || s.y_nhwc))
+        return tc_cuda_fail(c, TC_ERR_INTERNAL, "a transposed convolution was given channels-last tensors");
     if (b) s.ep[s.n_ep++] = EP_BIAS;
     if (epi) {
         if ((epi->act1 != TC_CUDA_EPI_NONE && epi->act1 != TC_CUDA_EPI_RELU) ||

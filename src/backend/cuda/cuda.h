@@ -13,7 +13,12 @@ typedef struct tc_cuda_tensor {
     int rank;
     int64_t dims[TC_MAX_RANK];
     int64_t numel;
-    void *data; /* device pointer, contiguous C order */
+    void *data; /* device pointer, contiguous C order (but see nhwc) */
+    /* A rank-4 value stored channels-last: dims stay logical [N, C, H, W] (a weight's [K, C, R, S])
+     * and memory is [N, H, W, C] ([K, R, S, C]). Only with TENSORC_CUDA_NHWC=1, and only for values
+     * whose every reader knows (see docs/cuda-backend.md, "NHWC"): convolutions, and elementwise
+     * ops whose tensor operands all have the output's dims. Everything else sees false. */
+    bool nhwc;
 } tc_cuda_tensor;
 
 typedef struct tc_cuda_exec tc_cuda_exec;

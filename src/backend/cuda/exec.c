@@ -103,6 +103,7 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     e->sync_each = env_flag("TENSORC_CUDA_SYNC", false);
     e->use_graphs = env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each;
     e->fuse = env_flag("TENSORC_CUDA_FUSE", true);
+    e->nhwc_mode = env_flag("TENSORC_CUDA_NHWC", false);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
     if (st != TC_OK) {
         free(e);
@@ -508,6 +509,7 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
         memcpy(t->dims, d->dims, sizeof t->dims);
         t->numel = d->numel;
         t->data = d->numel ? (void *)(e->weights + d->off) : e->empty;
+        t->nhwc = d->nhwc;
     }
     for (int i = x->n_out - 1; i >= 0; i--) {
         const tc_value *v = g->outputs.items[i];

@@ -40,6 +40,7 @@ typedef struct tc_cuda_derived {
     int64_t numel;
     size_t off;             /* in e->weights */
     void *host;             /* the values, until they are uploaded */
+    bool nhwc;              /* a convolution weight stored [K, R, S, C] */
 } tc_cuda_derived;
 
 /* One kernel call per run: a node, or a fused group whose head node's kernel computes the output
@@ -55,8 +56,9 @@ typedef struct tc_cuda_step {
     tc_cuda_epi_act act1, act2;
 } tc_cuda_step;
 
-/* Lowers e->g to steps (fills steps, step_nodes, derived with host values, uploaded, flag_slot);
- * fuse = false gives one step per node. Needs no device. */
+/* Lowers e->g to steps (fills steps, step_nodes, derived with host values, uploaded, flag_slot,
+ * and with e->nhwc_mode the per-value layouts in e->nhwc); fuse = false gives one step per node.
+ * Needs no device. */
 tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err);
 void tc_cuda_free_steps(tc_cuda_engine *e);
 
@@ -72,6 +74,9 @@ struct tc_cuda_engine {
     bool use_graphs;        /* TENSORC_CUDA_GRAPHS (default on) */
     bool sync_each;         /* TENSORC_CUDA_SYNC=1: synchronize after every node to find faulting kernels */
     bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
+    bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default off): keep conv activations channels-last */
+    bool *nhwc;             /* per value id: stored channels-last (NULL without nhwc_mode) */
+    int n_nhwc;             /* values stored channels-last */
     int n_steps;
     tc_cuda_step *steps;
     int *step_nodes;

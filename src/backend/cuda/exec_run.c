@@ -76,6 +76,7 @@ static tc_status compute_shapes(tc_cuda_exec *x, const tc_tensor *inputs, tc_err
         t->rank = v->rank;
         t->numel = 1;
         t->data = NULL;
+        t->nhwc = x->e->nhwc && x->e->nhwc[i];
         for (int d = 0; d < v->rank; d++) {
             t->dims[d] = v->kind == TC_VALUE_INPUT ? inputs[v->input_index].dims[d]
                                                    : tc_sym_eval(&g->syms, v->dims[d], x->symvals);
@@ -350,7 +351,7 @@ static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
         for (int k = 0; k < n_made; k++) empty = empty && x->out_ptrs[k]->numel == 0;
         if (empty) continue;
         const tc_cuda_epilogue *epi = NULL;
-        if (s->count > 1) {
+        if (s->count > 1 || s->weight >= 0 || s->bias >= 0) { /* a lone conv may have a channels-last weight */
             x->epi.weight = s->weight >= 0 ? &x->derived_t[s->weight] : NULL;
             x->epi.bias = s->bias >= 0 ? &x->derived_t[s->bias] : NULL;
             x->epi.act1 = s->act1;

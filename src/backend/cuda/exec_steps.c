@@ -250,9 +250,10 @@ void tc_cuda_free_steps(tc_cuda_engine *e) {
     free(e->uploaded);
     free(e->flag_slot);
     free(e->flag_node);
+    free(e->nhwc);
     e->derived = NULL, e->steps = NULL, e->step_nodes = NULL, e->uploaded = NULL;
-    e->flag_slot = NULL, e->flag_node = NULL;
-    e->n_derived = e->n_steps = e->n_fused = e->n_flags = 0;
+    e->flag_slot = NULL, e->flag_node = NULL, e->nhwc = NULL;
+    e->n_derived = e->n_steps = e->n_fused = e->n_flags = e->n_nhwc = 0;
 }
 
 /* A new derived constant of dtype t and dims; its host values are filled by the caller. */
@@ -302,6 +303,186 @@ static void mark_inputs(tc_cuda_engine *e, const tc_node *n, int skip_a, int ski
     }
 }
 
+/* ---- channels-last layout (TENSORC_CUDA_NHWC=1) -------------------------------------------- */
+
+/* Elementwise ops whose kernels compute position by position when every tensor operand has the
+ * output's dims, so that they run unchanged on channels-last memory. */
+static bool layout_free_op(int op) {
+    switch (op) {
+    case TC_OP_RELU: case TC_OP_HARDTANH: case TC_OP_SIGMOID: case TC_OP_GELU: case TC_OP_LEAKY_RELU:
+    case TC_OP_ELU: case TC_OP_SILU: case TC_OP_HARDSWISH: case TC_OP_HARDSIGMOID: case TC_OP_ABS:
+    case TC_OP_NEG: case TC_OP_EXP: case TC_OP_TANH: case TC_OP_ADD_TENSOR: case TC_OP_ADD_SCALAR:
+    case TC_OP_SUB_TENSOR: case TC_OP_SUB_SCALAR: case TC_OP_MUL_TENSOR: case TC_OP_MUL_SCALAR:
+    case TC_OP_DIV_TENSOR: case TC_OP_DIV_SCALAR: case TC_OP_MAXIMUM: case TC_OP_MINIMUM: case TC_OP_CLAMP:
+    case TC_OP_CLAMP_MIN: case TC_OP_CLAMP_MAX: return true;
+    default: return false;
+    }
+}
+
+static bool chlast_dtype(tc_dtype t) { return t == TC_F16 || t == TC_BF16; }
+
+/* A one-node step of a layout-free op whose tensor operands all have its output's dims. */
+static bool layout_free_step(const tc_graph *g, const tc_cuda_step *s) {
+    if (s->count != 1) return false;
+    const tc_node *n = g->nodes.items[s->node];
+    if (!layout_free_op(n->op) || n->n_outputs != 1) return false;
+    const tc_value *y = n->outputs[0];
+    if (y->rank != 4 || !chlast_dtype(y->dtype)) return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        const tc_value *v = n->inputs[k];
+        if (!v) continue;
+        if (v->rank != 4) return false;
+        for (int d = 0; d < 4; d++)
+            if (v->dims[d] != y->dims[d]) return false;
+    }
+    return true;
+}
+
+/* A 2-D, non-transposed convolution step in f16/bf16: its kernel reads and writes channels-last. */
+static bool chlast_conv_step(const tc_graph *g, const tc_cuda_step *s) {
+    const tc_node *n = g->nodes.items[s->node];
+    if (n->op != TC_OP_CONVOLUTION || tc_node_bool(n, 6)) return false;
+    const tc_value *x = tc_node_tensor(n, 0), *w = tc_node_tensor(n, 1);
+    return x && w && w->rank == 4 && x->rank == 4 && chlast_dtype(n->outputs[0]->dtype);
+}
+
+static int uf_find(int *parent, int v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+}
+
+static void uf_join(int *parent, int a, int b) {
+    a = uf_find(parent, a), b = uf_find(parent, b);
+    if (a != b) parent[a] = b;
+}
+
+/* A channels-last copy [K, R, S, C] of a convolution weight whose values the host has (from a
+ * derived constant when the step has one); the step then reads it instead. */
+static tc_status derive_chlast_weight(tc_cuda_engine *e, const lower_ctx *L, tc_cuda_step *s, tc_error *err) {
+    const tc_node *n = e->g->nodes.items[s->node];
+    const tc_value *w = tc_node_tensor(n, 1);
+    const void *src;
+    tc_dtype t;
+    int64_t dims[4];
+    if (s->weight >= 0) {
+        const tc_cuda_derived *d = &e->derived[s->weight];
+        src = d->host, t = d->dtype;
+        memcpy(dims, d->dims, sizeof dims);
+    } else {
+        if (!host_const(w)) return TC_OK; /* a computed weight: transposed at each run */
+        src = w->data, t = w->dtype;
+        memcpy(dims, w->dims, sizeof dims);
+    }
+    int k = add_derived(e, t, 4, dims);
+    if (k < 0) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    tc_cuda_derived *d = &e->derived[k];
+    size_t es = tc_dtype_size(t);
+    int64_t K = dims[0], C = dims[1], RS = dims[2] * dims[3];
+    for (int64_t a = 0; a < K; a++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t r = 0; r < RS; r++)
+                memcpy((char *)d->host + ((a * RS + r) * C + c) * es, (const char *)src + ((a * C + c) * RS + r) * es,
+                       es);
+    d->nhwc = true;
+    if (s->weight >= 0) { /* the scaled weight is only needed in its new layout */
+        tc_cuda_derived *old = &e->derived[s->weight];
+        free(old->host);
+        old->host = NULL;
+        old->numel = 0;
+    } else if (L->users[w->id] == 1 && !L->is_out[w->id]) {
+        e->uploaded[w->id] = false; /* nothing else reads the original */
+    }
+    s->weight = k;
+    return TC_OK;
+}
+
+/* Chooses the values stored channels-last: groups of values that layout-free steps tie together
+ * (operand and result share one layout), where every value is an f16/bf16 rank-4 intermediate
+ * (no graph input, output or constant) written by a convolution or a layout-free step and read
+ * only by convolutions (as input or fused residual) and layout-free steps, and where some
+ * convolution reads or writes one of them. A convolution's fused residual shares its output's
+ * layout. Elsewhere values stay NCHW, and a convolution between the two layouts transposes. */
+static tc_status assign_layouts(tc_cuda_engine *e, const lower_ctx *L, tc_error *err) {
+    const tc_graph *g = e->g;
+    int nv = g->values.n;
+    int *parent = malloc(((size_t)nv + 1) * sizeof *parent);
+    bool *bad = calloc((size_t)nv + 1, sizeof *bad), *conv_io = calloc((size_t)nv + 1, sizeof *conv_io);
+    bool *inside = calloc((size_t)nv + 1, sizeof *inside);
+    e->nhwc = calloc((size_t)nv + 1, sizeof *e->nhwc);
+    if (!parent || !bad || !conv_io || !inside || !e->nhwc) {
+        free(parent), free(bad), free(conv_io), free(inside);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < nv; i++) {
+        const tc_value *v = g->values.items[i];
+        parent[i] = i;
+        bad[i] = v->kind != TC_VALUE_NODE || v->rank != 4 || !chlast_dtype(v->dtype) || L->is_out[i];
+    }
+    for (int si = 0; si < e->n_steps; si++) {
+        const tc_cuda_step *s = &e->steps[si];
+        const tc_node *head = g->nodes.items[s->node], *last = g->nodes.items[s->last];
+        bool conv = chlast_conv_step(g, s), free_op = layout_free_step(g, s);
+        /* what the step writes: its last node's output (fused) or its node's outputs */
+        int n_made = s->count > 1 ? 1 : head->n_outputs;
+        for (int k = 0; k < s->count; k++) { /* values made and read inside the step */
+            const tc_node *m = g->nodes.items[e->step_nodes[s->first + k]];
+            for (int o = 0; o < m->n_outputs; o++) inside[m->outputs[o]->id] = true;
+        }
+        for (int o = 0; o < n_made; o++) {
+            const tc_value *y = last->outputs[o];
+            inside[y->id] = false;
+            if (conv) conv_io[y->id] = true;
+            else if (!free_op) bad[y->id] = true;
+        }
+        const tc_value *y = last->outputs[0];
+        for (int k = 0; k < s->count; k++) {
+            const tc_node *m = g->nodes.items[e->step_nodes[s->first + k]];
+            for (int a = 0; a < m->n_inputs; a++) {
+                const tc_value *v = m->inputs[a];
+                if (!v || inside[v->id]) continue;
+                if (conv && ((m == head && a == 0) || v->id == s->residual)) {
+                    conv_io[v->id] = true;
+                    if (v->id == s->residual) uf_join(parent, v->id, y->id);
+                } else if (free_op) {
+                    uf_join(parent, v->id, y->id);
+                } else {
+                    bad[v->id] = true;
+                }
+            }
+        }
+        for (int k = 0; k < s->count; k++) {
+            const tc_node *m = g->nodes.items[e->step_nodes[s->first + k]];
+            for (int o = 0; o < m->n_outputs; o++) inside[m->outputs[o]->id] = false;
+        }
+    }
+    /* a group is channels-last when nothing in it is bad and a convolution touches it */
+    bool *gbad = inside, *gconv = calloc((size_t)nv + 1, sizeof *gconv); /* inside is all false again */
+    if (!gconv) {
+        free(parent), free(bad), free(conv_io), free(inside);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < nv; i++) {
+        int r = uf_find(parent, i);
+        gbad[r] = gbad[r] || bad[i];
+        gconv[r] = gconv[r] || conv_io[i];
+    }
+    for (int i = 0; i < nv; i++) {
+        int r = uf_find(parent, i);
+        e->nhwc[i] = !gbad[r] && gconv[r];
+        e->n_nhwc += e->nhwc[i];
+    }
+    free(parent), free(bad), free(conv_io), free(inside), free(gconv);
+    /* convolutions that run channels-last read a weight stored so */
+    tc_status st = TC_OK;
+    for (int si = 0; st == TC_OK && si < e->n_steps; si++) {
+        tc_cuda_step *s = &e->steps[si];
+        if (!chlast_conv_step(g, s)) continue;
+        const tc_node *head = g->nodes.items[s->node], *last = g->nodes.items[s->last];
+        if (e->nhwc[tc_node_tensor(head, 0)->id] || e->nhwc[last->outputs[0]->id]) st = derive_chlast_weight(e, L, s, err);
+    }
+    return st;
+}
+
 static int cmp_last(const void *a, const void *b) {
     const tc_cuda_step *x = a, *y = b;
     return (x->last > y->last) - (x->last < y->last);
@@ -314,7 +495,7 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
                    calloc((size_t)nv + 1, sizeof(bool)), calloc((size_t)nn + 1, sizeof(bool))};
     e->steps = calloc((size_t)nn + 1, sizeof *e->steps);
     e->step_nodes = calloc((size_t)nn + 1, sizeof *e->step_nodes);
-    e->derived = calloc(2 * (size_t)nn + 1, sizeof *e->derived);
+    e->derived = calloc(3 * (size_t)nn + 1, sizeof *e->derived); /* weight, bias, channels-last weight */
     e->uploaded = calloc((size_t)nv + 1, sizeof *e->uploaded);
     e->flag_slot = calloc((size_t)nn + 1, sizeof *e->flag_slot);
     e->flag_node = calloc((size_t)nn + 1, sizeof *e->flag_node);
@@ -388,6 +569,7 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
             mark_inputs(e, n, -1, -1);
         }
     }
+    if (st == TC_OK && e->nhwc_mode) st = assign_layouts(e, &L, err);
     free(L.users);
     free(L.consumer);
     free(L.is_out);
@@ -417,6 +599,8 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
     e.g = g;
     const char *env = getenv("TENSORC_CUDA_FUSE");
     bool fuse = !(env && (strcmp(env, "0") == 0 || strcmp(env, "off") == 0 || strcmp(env, "false") == 0));
+    const char *nenv = getenv("TENSORC_CUDA_NHWC");
+    e.nhwc_mode = nenv && *nenv && strcmp(nenv, "0") != 0 && strcmp(nenv, "off") != 0 && strcmp(nenv, "false") != 0;
     tc_error err;
     tc_error_clear(&err);
     tc_status st = tc_cuda_lower_steps(&e, fuse, &err);
@@ -440,6 +624,13 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
                                     act_text(s->act2));
         if (s->kind == TC_CUDA_STEP_GEMM && len < n)
             len += (size_t)snprintf(buf + len, n - len, ", %s epilogue", act_text(s->act1));
+        if (e.nhwc && len < n) {
+            const tc_node *last = g->nodes.items[s->last];
+            const tc_value *x0 = h->n_inputs ? h->inputs[0] : NULL;
+            bool in = x0 && e.nhwc[x0->id], out = e.nhwc[last->outputs[0]->id];
+            if (in || out)
+                len += (size_t)snprintf(buf + len, n - len, " [channels-last %s]", in && out ? "in, out" : in ? "in" : "out");
+        }
         if (len < n) len += (size_t)snprintf(buf + len, n - len, "\n");
     }
     if (n_steps) *n_steps = e.n_steps;

@@ -1,0 +1,138 @@
+"""Channels-last activations in the CUDA executor (TENSORC_CUDA_NHWC=1): which values it stores NHWC,
+checked through tc_cuda_describe_steps (CUDA build, no GPU needed): chains of convolutions and the
+elementwise ops between them go channels-last; graph inputs and outputs, broadcasting operands,
+pooling and anything else that reads a value keep it NCHW; a fused residual shares its output's
+layout; f32 stays NCHW. On a GPU, the same graphs run channels-last and match the CPU backend."""
+import pytest
+import torch
+
+import tensorc_ct
+from conformance import randn
+from test_cuda_fusion import _compare, bnorm, conv, describe, needs_lowering
+from tensorc_ct import Graph
+
+_why = tensorc_ct.cuda_unavailable_reason()
+needs_cuda = pytest.mark.skipif(_why is not None, reason=f"CUDA layout tests: {_why}")
+
+
+@pytest.fixture
+def nhwc(monkeypatch):
+    monkeypatch.setenv("TENSORC_CUDA_NHWC", "1")
+
+
+def block(g, x, cin, cout, name, dtype, seed):
+    """conv-bn-relu, conv-bn, downsample conv-bn, residual add, relu (a resnet basic block)."""
+    a = g.node("relu", bnorm(g, conv(g, x, cin, cout, name + ".c1", dtype, bias=False, seed=seed), cout,
+                             name + ".bn1", dtype, seed=seed + 1), name=name + ".r1")
+    b = bnorm(g, conv(g, a, cout, cout, name + ".c2", dtype, bias=False, seed=seed + 2), cout, name + ".bn2", dtype,
+              seed=seed + 3)
+    d = bnorm(g, conv(g, x, cin, cout, name + ".down", dtype, bias=False, k=1, seed=seed + 4), cout, name + ".bnd",
+              dtype, seed=seed + 5)
+    return g.node("relu", g.node("add.Tensor", b, d, name=name + ".add"), name=name + ".r2")
+
+
+def two_blocks(dtype):
+    g = Graph()
+    x = g.input("x", dtype, [2, 8, 6, 6])
+    y = block(g, block(g, x, 8, 16, "b1", dtype, 1), 16, 16, "b2", dtype, 11)
+    g.output(y)
+    return g, [randn(2, 8, 6, 6, seed=3).to(dtype)]
+
+
+def conv_act_conv(dtype, act="hardswish"):
+    g = Graph()
+    x = g.input("x", dtype, [2, 4, 7, 7])
+    c1 = conv(g, x, 4, 8, "c1", dtype, seed=1)
+    h = g.node(act, c1, name="act")
+    h2 = g.node("mul.Scalar", h, 0.5, name="half")
+    c2 = conv(g, h2, 8, 8, "c2", dtype, seed=2)
+    g.output(g.node("neg", c2, name="out"))
+    return g, [randn(2, 4, 7, 7, seed=4).to(dtype)]
+
+
+def squeeze_excite(dtype):
+    """conv, then x * sigmoid(pool(x)) with a [N, C, 1, 1] gate: the broadcast keeps x NCHW."""
+    g = Graph()
+    x = g.input("x", dtype, [2, 4, 6, 6])
+    c = conv(g, x, 4, 8, "c", dtype, seed=1)
+    s = g.node("sigmoid", g.node("mean.dim", c, [2, 3], True, name="pool"), name="gate")
+    y = g.node("mul.Tensor", c, s, name="scale")
+    g.output(conv(g, y, 8, 8, "c2", dtype, seed=2))
+    return g, [randn(2, 4, 6, 6, seed=5).to(dtype)]
+
+
+@needs_lowering
+def test_resnet_blocks_run_channels_last_between_graph_input_and_output(nhwc):
+    g, _ = two_blocks(torch.float16)
+    steps, fused, lines = describe(g)
+    assert steps == 6, lines
+    # block 1 reads the graph input (NCHW) and writes channels-last; block 2's last step writes the
+    # graph output, and its residual (the downsample) shares that output's layout: NCHW
+    assert lines == [
+        "b1.c1 + b1.bn1 + b1.r1: convolution, folded scale, bias, relu [channels-last out]",
+        "b1.down + b1.bnd: convolution, folded scale, bias [channels-last out]",
+        "b1.c2 + b1.bn2 + b1.add + b1.r2: convolution, folded scale, bias, residual add, relu [channels-last in, out]",
+        "b2.c1 + b2.bn1 + b2.r1: convolution, folded scale, bias, relu [channels-last in, out]",
+        "b2.down + b2.bnd: convolution, folded scale, bias [channels-last in]",
+        "b2.c2 + b2.bn2 + b2.add + b2.r2: convolution, folded scale, bias, residual add, relu [channels-last in]",
+    ]
+
+
+@needs_lowering
+def test_elementwise_ops_between_convolutions_stay_channels_last(nhwc):
+    g, _ = conv_act_conv(torch.bfloat16)
+    _, _, lines = describe(g)
+    assert lines == [
+        "c1: convolution [channels-last out]",
+        "act: hardswish [channels-last in, out]",
+        "half: mul.Scalar [channels-last in, out]",
+        "c2: convolution [channels-last in]",
+        "out: neg",
+    ], lines
+
+
+@needs_lowering
+def test_broadcast_pooling_f32_and_the_default_keep_nchw(nhwc, monkeypatch):
+    g, _ = squeeze_excite(torch.float16)
+    _, _, lines = describe(g)
+    assert not any("channels-last" in line for line in lines), lines
+    g, _ = two_blocks(torch.float32)
+    assert not any("channels-last" in line for line in describe(g)[2])
+    monkeypatch.setenv("TENSORC_CUDA_NHWC", "0")
+    g, _ = two_blocks(torch.float16)
+    assert not any("channels-last" in line for line in describe(g)[2])
+
+
+@needs_lowering
+def test_a_value_read_by_anything_else_stays_nchw(nhwc):
+    # the first conv's output also feeds a max pool: NCHW; the second's only a conv: channels-last
+    g = Graph()
+    x = g.input("x", torch.float16, [1, 4, 8, 8])
+    c1 = conv(g, x, 4, 4, "c1", torch.float16, seed=1)
+    p = g.node("max_pool2d_with_indices", c1, [2, 2], [2, 2], name="pool")[0]
+    c2 = conv(g, c1, 4, 4, "c2", torch.float16, seed=2)
+    c3 = conv(g, c2, 4, 4, "c3", torch.float16, seed=3)
+    g.output(p, c3)
+    _, _, lines = describe(g)
+    assert lines[0] == "c1: convolution" and "c2: convolution [channels-last out]" in lines
+    assert "c3: convolution [channels-last in]" in lines, lines
+
+
+# --- on the GPU: the same graphs against the CPU backend -------------------------------------------
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite])
+def test_channels_last_results_match_the_cpu_backend(nhwc, build, dtype):
+    g, inputs = build(dtype)
+    _compare(g, inputs, f"{build.__name__} {dtype} channels-last")
+
+
+@needs_cuda
+def test_channels_last_with_autotune_and_without_fusion(nhwc, monkeypatch):
+    monkeypatch.setenv("TENSORC_AUTOTUNE", "1")
+    g, inputs = two_blocks(torch.float16)
+    _compare(g, inputs, "two_blocks f16 channels-last, tuned")
+    monkeypatch.setenv("TENSORC_CUDA_FUSE", "0")
+    g, inputs = two_blocks(torch.float16)
+    _compare(g, inputs, "two_blocks f16 channels-last, unfused")
