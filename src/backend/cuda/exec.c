@@ -95,6 +95,8 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     tc_cuda_engine *e = calloc(1, sizeof *e);
     if (!e) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&e->choice_lock, NULL);
+    pthread_mutex_init(&e->ew_lock, NULL);
+    e->ew_mode = env_flag("TENSORC_CUDA_NVRTC", false);
     e->records = env_flag("TENSORC_PLAN_RECORDS", true);
     e->g = g;
     if (opt) e->opt = *opt;
@@ -186,9 +188,17 @@ void tc_cuda_engine_free(tc_cuda_engine *e) {
         if (ok) tc_cuda_dev_leave(&gd);
     }
     free(e->const_off);
+    if (e->ew_lib) {
+        tc_cuda_dev_guard gd;
+        bool ok = tc_cuda_dev_enter(e->device, &gd, NULL) == TC_OK;
+        tc_cuda_ew_unload(e);
+        (void)cudaGetLastError();
+        if (ok) tc_cuda_dev_leave(&gd);
+    }
     tc_cuda_free_steps(e);
     tc_cuda_choices_free(e);
     pthread_mutex_destroy(&e->choice_lock);
+    pthread_mutex_destroy(&e->ew_lock);
     free(e);
 }
 

@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 #include <cudnn_graph.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define TC_CUDA_ALIGN 256 /* every device buffer and arena offset: enough for any vector access and cuDNN */
 #define TC_CUDA_NODE_CACHE_BUCKETS 1024
@@ -28,8 +29,31 @@ void tc_cuda_dev_leave(const tc_cuda_dev_guard *gd);
 typedef enum tc_cuda_step_kind {
     TC_CUDA_STEP_NODE, /* one node, its own kernel */
     TC_CUDA_STEP_CONV, /* convolution + folded batch norms / per-channel adds + relu / residual add + relu */
-    TC_CUDA_STEP_GEMM  /* mm / addmm / linear + relu or gelu, as a cuBLASLt epilogue */
+    TC_CUDA_STEP_GEMM, /* mm / addmm / linear + relu or gelu, as a cuBLASLt epilogue */
+    TC_CUDA_STEP_EW    /* a chain of elementwise nodes as one generated kernel (fuse_ew.c) */
 } tc_cuda_step_kind;
+
+/* A chain of elementwise nodes run by one generated kernel (TENSORC_CUDA_NVRTC=1, fuse_ew.c). */
+#define TC_CUDA_EW_MAX_NODES 8
+#define TC_CUDA_EW_MAX_IN 8
+typedef struct tc_cuda_ew_operand {
+    int value;              /* value id of a tensor read from memory */
+    bool full;              /* the output's dims: read at the element's own index */
+    int first, last;        /* else the block of output dims it spans (first < 0: one element) */
+} tc_cuda_ew_operand;
+
+typedef struct tc_cuda_ew_step {
+    tc_dtype dtype;         /* of every operand and result (f32, f16, bf16) */
+    int n_nodes;
+    int chain[TC_CUDA_EW_MAX_NODES]; /* per node: its output's value id */
+    int n_in;
+    tc_cuda_ew_operand in[TC_CUDA_EW_MAX_IN];
+    cudaKernel_t kernel;    /* once loaded */
+} tc_cuda_ew_step;
+
+bool tc_cuda_ew_node_ok(const tc_node *n);
+/* How the chain's kernel reads v for an output of out's type; false when it cannot index it. */
+bool tc_cuda_ew_classify(const tc_value *v, const tc_value *out, tc_cuda_ew_operand *o);
 
 /* A constant the engine makes at build time (a convolution weight and bias with batch norms and
  * per-channel adds folded in), stored in the weight allocation after the graph's constants. */
@@ -54,6 +78,7 @@ typedef struct tc_cuda_step {
     int weight, bias;       /* derived constants replacing the head's weight / bias, -1: its own */
     int residual;           /* value id added after act1, -1 */
     tc_cuda_epi_act act1, act2;
+    int ew;                 /* TC_CUDA_STEP_EW: index in e->ew */
 } tc_cuda_step;
 
 /* Lowers e->g to steps (fills steps, step_nodes, derived with host values, uploaded, flag_slot,
@@ -87,6 +112,13 @@ struct tc_cuda_engine {
     int n_flags;            /* device error words: one per node that can fail on the device */
     int *flag_slot;         /* per node id: its word, or -1 */
     int *flag_node;         /* per word: the node id */
+    /* generated elementwise kernels (fuse_ew.c) */
+    bool ew_mode;           /* TENSORC_CUDA_NVRTC (default off) */
+    int n_ew;
+    tc_cuda_ew_step *ew;
+    pthread_mutex_t ew_lock;
+    _Atomic bool ew_loaded; /* set (release) once ew_lib and every ew[i].kernel are in place */
+    cudaLibrary_t ew_lib;
     /* plan choices (records.c), shared by the contexts */
     bool records;           /* TENSORC_PLAN_RECORDS (default on) */
     pthread_mutex_t choice_lock;
@@ -165,6 +197,23 @@ struct tc_cuda_exec {
 };
 
 #define TC_CUDA_FLAG_MSG 160 /* bytes per error-word message */
+
+/* Generated kernels (fuse_ew.c): the CUDA C source of every TC_CUDA_STEP_EW of e (no device
+ * needed), NVRTC's cubin of a source for a compute capability (no device needed either), the
+ * run of one such step (compiling or taking the stored cubin, and loading, at the first), and the
+ * release of the loaded module. */
+tc_status tc_cuda_ew_source(const tc_cuda_engine *e, char **src, size_t *len, tc_error *err);
+tc_status tc_cuda_nvrtc_compile(const char *src, int cc_major, int cc_minor, void **cubin, size_t *size,
+                                tc_error *err);
+tc_status tc_cuda_ew_run(tc_cuda_exec *x, const tc_cuda_step *s, tc_error *err);
+void tc_cuda_ew_unload(tc_cuda_engine *e);
+
+/* The plan-choice table by engine (records.c; tc_cuda_choice_find/store are these for a call's
+ * engine and node). */
+void *tc_cuda_choice_find_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len, size_t *len,
+                                 int node);
+void tc_cuda_choice_store_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len, const char *desc,
+                                 const void *data, size_t len, bool replace, int node);
 
 /* Grows a device buffer of x to at least need bytes (draining x's stream before freeing the old
  * one); every reallocation makes the captured graphs stale. Only outside capture. */

@@ -363,7 +363,7 @@ static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
         TC_ASSERT(kern); /* tc_cuda_check_graph ran at build */
         x->side_fail = false;
         tc_cuda_call call = {g, n, x->in_ptrs, x->out_ptrs, x->symvals, x, x->stream, err, epi};
-        tc_status st = kern(&call);
+        tc_status st = s->kind == TC_CUDA_STEP_EW ? tc_cuda_ew_run(x, s, err) : kern(&call);
         tc_node_label(n, label, sizeof label);
         fused_note(x, s, note, sizeof note);
         if (x->side_fail) {

@@ -228,6 +228,48 @@ static tc_cuda_epi_act gemm_act(const lower_ctx *L, const tc_node *n, const tc_n
     return TC_CUDA_EPI_NONE;
 }
 
+/* ---- elementwise chains (TENSORC_CUDA_NVRTC=1) --------------------------------------------- */
+
+/* Adds the operands of node m (other than the chain's previous value) to es; false when one
+ * cannot be indexed or there are too many. */
+static bool ew_take_operands(tc_cuda_ew_step *es, const tc_node *m, int prev, const tc_value *out) {
+    for (int k = 0; k < m->n_inputs; k++) {
+        const tc_value *v = m->inputs[k];
+        if (!v || v->id == prev) continue;
+        bool seen = false;
+        for (int j = 0; j < es->n_in; j++) seen = seen || es->in[j].value == v->id;
+        if (seen) continue;
+        if (es->n_in == TC_CUDA_EW_MAX_IN || !tc_cuda_ew_classify(v, out, &es->in[es->n_in])) return false;
+        es->n_in++;
+    }
+    return true;
+}
+
+/* The chain of elementwise nodes from n along values that only the next one reads, all with n's
+ * output type; at least two nodes, else es->n_nodes < 2. */
+static void grow_ew(const lower_ctx *L, const tc_node *n, tc_cuda_ew_step *es, int *nodes) {
+    memset(es, 0, sizeof *es);
+    const tc_value *out = n->outputs[0];
+    es->dtype = out->dtype;
+    if (!tc_cuda_ew_node_ok(n) || !ew_take_operands(es, n, -1, out)) return;
+    nodes[0] = n->id;
+    es->chain[0] = out->id;
+    es->n_nodes = 1;
+    const tc_value *cur = out;
+    while (es->n_nodes < TC_CUDA_EW_MAX_NODES) {
+        const tc_node *m = sole_consumer(L, cur);
+        if (!m || !tc_cuda_ew_node_ok(m) || !same_type(m->outputs[0], cur)) break;
+        tc_cuda_ew_step saved = *es;
+        if (!ew_take_operands(es, m, cur->id, cur)) {
+            *es = saved;
+            break;
+        }
+        nodes[es->n_nodes] = m->id;
+        es->chain[es->n_nodes++] = m->outputs[0]->id;
+        cur = m->outputs[0];
+    }
+}
+
 /* ---- lowering ------------------------------------------------------------------------------ */
 
 static bool can_fail_on_device(const tc_node *n) {
@@ -251,6 +293,8 @@ void tc_cuda_free_steps(tc_cuda_engine *e) {
     free(e->flag_slot);
     free(e->flag_node);
     free(e->nhwc);
+    free(e->ew);
+    e->ew = NULL, e->n_ew = 0;
     e->derived = NULL, e->steps = NULL, e->step_nodes = NULL, e->uploaded = NULL;
     e->flag_slot = NULL, e->flag_node = NULL, e->nhwc = NULL;
     e->n_derived = e->n_steps = e->n_fused = e->n_flags = e->n_nhwc = 0;
@@ -548,6 +592,25 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
                 s->last = cg.nodes[cg.count - 1];
             }
             free(cg.scale);
+        } else if (fuse && e->ew_mode && tc_cuda_ew_node_ok(n)) {
+            tc_cuda_ew_step es;
+            int nodes[TC_CUDA_EW_MAX_NODES];
+            grow_ew(&L, n, &es, nodes);
+            if (es.n_nodes >= 2) {
+                if (!e->ew) e->ew = calloc((size_t)nn / 2 + 1, sizeof *e->ew);
+                if (!e->ew) {
+                    st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+                } else {
+                    s->kind = TC_CUDA_STEP_EW;
+                    s->ew = e->n_ew;
+                    e->ew[e->n_ew++] = es;
+                    for (int k = 1; k < es.n_nodes; k++) {
+                        e->step_nodes[used++] = nodes[k];
+                        L.taken[nodes[k]] = true;
+                    }
+                    s->last = nodes[es.n_nodes - 1];
+                }
+            }
         } else if (fuse && gemm_head_ok(n)) {
             const tc_node *m;
             tc_cuda_epi_act act = gemm_act(&L, n, &m);
@@ -566,7 +629,7 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
             if (s->residual >= 0 && ((tc_value *)g->values.items[s->residual])->kind == TC_VALUE_CONSTANT)
                 e->uploaded[s->residual] = true;
         } else {
-            mark_inputs(e, n, -1, -1);
+            for (int k = 0; k < s->count; k++) mark_inputs(e, g->nodes.items[e->step_nodes[s->first + k]], -1, -1);
         }
     }
     if (st == TC_OK && e->nhwc_mode) st = assign_layouts(e, &L, err);
@@ -599,6 +662,8 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
     e.g = g;
     const char *env = getenv("TENSORC_CUDA_FUSE");
     bool fuse = !(env && (strcmp(env, "0") == 0 || strcmp(env, "off") == 0 || strcmp(env, "false") == 0));
+    const char *venv = getenv("TENSORC_CUDA_NVRTC");
+    e.ew_mode = venv && *venv && strcmp(venv, "0") != 0 && strcmp(venv, "off") != 0 && strcmp(venv, "false") != 0;
     const char *nenv = getenv("TENSORC_CUDA_NHWC");
     e.nhwc_mode = nenv && *nenv && strcmp(nenv, "0") != 0 && strcmp(nenv, "off") != 0 && strcmp(nenv, "false") != 0;
     tc_error err;
@@ -616,7 +681,10 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
             len += (size_t)snprintf(buf + len, n - len, "%s%s", k ? " + " : "", m->name);
         }
         const tc_node *h = g->nodes.items[s->node];
-        if (len < n) len += (size_t)snprintf(buf + len, n - len, ": %s", h->op_name);
+        if (s->kind == TC_CUDA_STEP_EW && len < n)
+            len += (size_t)snprintf(buf + len, n - len, ": generated kernel (%d ops, %d inputs)", s->count,
+                                    e.ew[s->ew].n_in);
+        else if (len < n) len += (size_t)snprintf(buf + len, n - len, ": %s", h->op_name);
         if (s->kind == TC_CUDA_STEP_CONV && len < n)
             len += (size_t)snprintf(buf + len, n - len, "%s%s%s%s%s%s%s", s->weight >= 0 ? ", folded scale" : "",
                                     s->bias >= 0 ? ", bias" : "", s->act1 ? ", " : "", act_text(s->act1),

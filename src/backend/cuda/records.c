@@ -84,14 +84,18 @@ void tc_cuda_choices_free(tc_cuda_engine *e) {
 }
 
 void *tc_cuda_choice_find(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, size_t *len) {
-    tc_cuda_engine *e = c->exec->e;
+    return tc_cuda_choice_find_engine(c->exec->e, kind, key, key_len, len, c->node->id);
+}
+
+void *tc_cuda_choice_find_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len, size_t *len,
+                                 int node) {
     *len = 0;
     if (!e->records) return NULL;
     void *out = NULL;
     pthread_mutex_lock(&e->choice_lock);
     tc_cuda_choice *ch = lookup(e, kind, key, key_len);
     if (ch) {
-        if (!ch->used) ch->node = (uint32_t)c->node->id; /* from a timing cache: this node uses it first */
+        if (!ch->used && node >= 0) ch->node = (uint32_t)node; /* from a timing cache: this node uses it first */
         ch->used = true;
         out = malloc(ch->data_len + 1);
         if (out) {
@@ -106,11 +110,15 @@ void *tc_cuda_choice_find(const tc_cuda_call *c, uint32_t kind, const void *key,
 
 void tc_cuda_choice_store(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, const char *desc,
                           const void *data, size_t len, bool replace) {
-    tc_cuda_engine *e = c->exec->e;
+    tc_cuda_choice_store_engine(c->exec->e, kind, key, key_len, desc, data, len, replace, c->node->id);
+}
+
+void tc_cuda_choice_store_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len, const char *desc,
+                                 const void *data, size_t len, bool replace, int node) {
     if (!e->records) return;
     pthread_mutex_lock(&e->choice_lock);
     /* out of memory only loses the record: the plan itself is in the context's cache */
-    (void)put(e, kind, (uint32_t)c->node->id, key, key_len, desc, data, len, replace, true);
+    (void)put(e, kind, (uint32_t)(node < 0 ? 0 : node), key, key_len, desc, data, len, replace, true);
     pthread_mutex_unlock(&e->choice_lock);
 }
 
@@ -258,7 +266,8 @@ tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint3
     pthread_mutex_lock(&e->choice_lock);
     tc_status st = TC_OK;
     for (uint32_t i = 0; st == TC_OK && i < n; i++) {
-        if (r[i].kind != TC_RECORD_CUDNN_PLAN && r[i].kind != TC_RECORD_CUBLASLT_ALGO)
+        if (r[i].kind != TC_RECORD_CUDNN_PLAN && r[i].kind != TC_RECORD_CUBLASLT_ALGO &&
+            r[i].kind != TC_RECORD_NVRTC_CUBIN)
             continue; /* a kind this build does not make: its steps choose again */
         const unsigned char *p = r[i].data;
         uint64_t size = r[i].size;
