@@ -92,6 +92,19 @@ def test_elementwise_ops_between_convolutions_stay_channels_last(nhwc):
 
 
 @needs_lowering
+def test_a_generated_chain_between_convolutions_stays_channels_last(nhwc, monkeypatch):
+    monkeypatch.setenv("TENSORC_CUDA_NVRTC", "1")
+    g, _ = conv_act_conv(torch.float16)
+    _, _, lines = describe(g)
+    assert lines == [
+        "c1: convolution [channels-last out]",
+        "act + half: generated kernel (2 ops, 1 inputs) [channels-last in, out]",
+        "c2: convolution [channels-last in]",
+        "out: neg",
+    ], lines
+
+
+@needs_lowering
 def test_broadcast_pooling_f32_and_the_default_keep_nchw(nhwc, monkeypatch):
     g, _ = squeeze_excite(torch.float16)
     _, _, lines = describe(g)
@@ -126,6 +139,14 @@ def test_a_value_read_by_anything_else_stays_nchw(nhwc):
 def test_channels_last_results_match_the_cpu_backend(nhwc, build, dtype):
     g, inputs = build(dtype)
     _compare(g, inputs, f"{build.__name__} {dtype} channels-last")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_channels_last_with_generated_chains(nhwc, monkeypatch, dtype):
+    monkeypatch.setenv("TENSORC_CUDA_NVRTC", "1")
+    g, inputs = conv_act_conv(dtype)
+    _compare(g, inputs, f"conv_act_conv {dtype} channels-last with a generated chain")
 
 
 @needs_cuda

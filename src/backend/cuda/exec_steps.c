@@ -365,8 +365,18 @@ static bool layout_free_op(int op) {
 
 static bool chlast_dtype(tc_dtype t) { return t == TC_F16 || t == TC_BF16; }
 
-/* A one-node step of a layout-free op whose tensor operands all have its output's dims. */
-static bool layout_free_step(const tc_graph *g, const tc_cuda_step *s) {
+/* A one-node step of a layout-free op whose tensor operands all have its output's dims, or a
+ * generated chain whose operands all do. */
+static bool layout_free_step(const tc_cuda_engine *e, const tc_cuda_step *s) {
+    const tc_graph *g = e->g;
+    if (s->kind == TC_CUDA_STEP_EW) {
+        const tc_cuda_ew_step *es = &e->ew[s->ew];
+        const tc_value *y = g->nodes.items[s->last] ? ((const tc_node *)g->nodes.items[s->last])->outputs[0] : NULL;
+        if (!y || y->rank != 4 || !chlast_dtype(es->dtype)) return false;
+        for (int j = 0; j < es->n_in; j++)
+            if (!es->in[j].full) return false;
+        return true;
+    }
     if (s->count != 1) return false;
     const tc_node *n = g->nodes.items[s->node];
     if (!layout_free_op(n->op) || n->n_outputs != 1) return false;
@@ -465,7 +475,7 @@ static tc_status assign_layouts(tc_cuda_engine *e, const lower_ctx *L, tc_error 
     for (int si = 0; si < e->n_steps; si++) {
         const tc_cuda_step *s = &e->steps[si];
         const tc_node *head = g->nodes.items[s->node], *last = g->nodes.items[s->last];
-        bool conv = chlast_conv_step(g, s), free_op = layout_free_step(g, s);
+        bool conv = chlast_conv_step(g, s), free_op = layout_free_step(e, s);
         /* what the step writes: its last node's output (fused) or its node's outputs */
         int n_made = s->count > 1 ? 1 : head->n_outputs;
         for (int k = 0; k < s->count; k++) { /* values made and read inside the step */
