@@ -21,6 +21,7 @@ int main(void) {
 
 #include "backend/cuda/exec_internal.h"
 #include "core/dtype.h"
+#include "engine/serialize.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -129,16 +130,19 @@ static void test_lowering_and_nvrtc(tc_dtype t) {
     tc_graph_free(g);
 }
 
-static bool run(tc_graph_t *g, tc_backend_kind backend, tc_dtype t, float out[3][N * C * H * W]) {
+/* Runs engine e (or, when e is NULL, one built from g for backend) on g_x; with keep, the built
+ * engine is handed back in *keep instead of freed. */
+static bool run_engine(tc_graph_t *g, tc_engine_t *given, tc_engine_t **keep, tc_backend_kind backend, tc_dtype t,
+                       float out[3][N * C * H * W]) {
     tc_build_options o;
     tc_build_options_init(&o);
     o.backend = backend;
-    tc_engine_t *e = NULL;
+    tc_engine_t *e = given;
     tc_context_t *c = NULL;
     char err[1024];
     size_t es = tc_dtype_size(t), bytes = (size_t)N * C * H * W * es;
     void *dx = NULL;
-    bool ok = tc_engine_build(g, &o, &e, err, sizeof err) == TC_OK && tc_context_create(e, &c) == TC_OK;
+    bool ok = (e || tc_engine_build(g, &o, &e, err, sizeof err) == TC_OK) && tc_context_create(e, &c) == TC_OK;
     if (!ok) fprintf(stderr, "build: %s\n", err);
     const void *hx = t == TC_F32 ? (const void *)g_x : h_x;
     if (ok && backend == TC_BACKEND_CUDA)
@@ -159,17 +163,78 @@ static bool run(tc_graph_t *g, tc_backend_kind backend, tc_dtype t, float out[3]
     }
     tc_device_free(dx);
     tc_context_free(c);
-    tc_engine_free(e);
+    if (keep) *keep = e;
+    else if (!given) tc_engine_free(e);
     return ok;
+}
+
+static bool run(tc_graph_t *g, tc_backend_kind backend, tc_dtype t, float out[3][N * C * H * W]) {
+    return run_engine(g, NULL, NULL, backend, t, out);
+}
+
+static int count_records(const void *data, size_t size, uint32_t kind) {
+    tc_error err;
+    tc_engine_info info;
+    if (tc_engine_file_info(data, size, &info, &err) != TC_OK) return -1;
+    const unsigned char *p = data;
+    uint32_t nsec;
+    memcpy(&nsec, p + 24, 4);
+    for (uint32_t i = 0; i < nsec; i++) {
+        uint32_t k;
+        uint64_t off, sz;
+        memcpy(&k, p + 32 + 24 * i, 4);
+        memcpy(&off, p + 32 + 24 * i + 8, 8);
+        memcpy(&sz, p + 32 + 24 * i + 16, 8);
+        if (k != TC_SECTION_STEPS || off + sz > size || sz < 4) continue;
+        uint32_t n;
+        memcpy(&n, p + off, 4);
+        size_t pos = off + 4;
+        int found = 0;
+        for (uint32_t r = 0; r < n; r++) {
+            uint32_t rk;
+            uint64_t rs;
+            memcpy(&rk, p + pos + 4, 4);
+            memcpy(&rs, p + pos + 8, 8);
+            found += rk == kind;
+            pos += 16 + (size_t)(rs + 7) / 8 * 8;
+        }
+        return found;
+    }
+    return -1;
 }
 
 static void test_gpu_matches_cpu(tc_dtype t) {
     tc_graph_t *g = make_graph(t);
-    static float want[3][N * C * H * W], got[3][N * C * H * W];
+    static float want[3][N * C * H * W], got[3][N * C * H * W], again[3][N * C * H * W], plain[3][N * C * H * W];
     CHECK(g && run(g, TC_BACKEND_CPU, t, want));
     setenv("TENSORC_CUDA_NVRTC", "1", 1);
-    CHECK(g && run(g, TC_BACKEND_CUDA, t, got));
+    tc_engine_t *e = NULL;
+    CHECK(g && run_engine(g, NULL, &e, TC_BACKEND_CUDA, t, got));
+    /* the engine file carries the cubin; the loaded engine runs it, bit for bit */
+    void *data = NULL;
+    size_t size = 0;
+    CHECK(e && tc_engine_serialize(e, &data, &size) == TC_OK);
+    if (data) {
+        CHECK_MSG(count_records(data, size, TC_RECORD_NVRTC_CUBIN) == 1, "%d cubin records",
+                  count_records(data, size, TC_RECORD_NVRTC_CUBIN));
+        tc_engine_t *loaded = NULL;
+        char msg[1024];
+        CHECK_MSG(tc_engine_deserialize(data, size, NULL, &loaded, msg, sizeof msg) == TC_OK, "%s", msg);
+        CHECK(loaded && run_engine(g, loaded, NULL, TC_BACKEND_CUDA, t, again) && memcmp(again, got, sizeof got) == 0);
+        tc_engine_free(loaded);
+        tc_free_buffer(data);
+    }
+    tc_engine_free(e);
     unsetenv("TENSORC_CUDA_NVRTC");
+    /* one node at a time (each op rounds as in the chain): the same values up to an f32 ulp */
+    CHECK(g && run(g, TC_BACKEND_CUDA, t, plain));
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < N * C * H * W; k++)
+            if (fabs((double)plain[i][k] - got[i][k]) > 1e-6 * fmax(1.0, fabs(plain[i][k]))) {
+                CHECK_MSG(false, "%s output %d element %d: chain %g, node by node %g", tc_dtype_name(t), i, k,
+                          got[i][k], plain[i][k]);
+                break;
+            }
     double tol = t == TC_F32 ? 1e-5 : t == TC_F16 ? 2e-3 : 1.6e-2;
     for (int i = 0; i < 3; i++) {
         double worst = 0;

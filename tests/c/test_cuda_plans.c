@@ -21,6 +21,7 @@ int main(void) {
 
 #include "backend/cuda/cuda.h"
 #include "core/dtype.h"
+#include "backend/cuda/records.h"
 #include "engine/serialize.h"
 
 #include <math.h>
@@ -190,6 +191,11 @@ int main(void) {
             tc_engine_describe_step(loaded, 0, &l0);
             CHECK_MSG(strcmp(l0.implementation, d0.implementation) == 0, "loaded: %s", l0.implementation);
             CHECK(run(loaded, true, again) && memcmp(again, got, sizeof got) == 0);
+            /* and it made both plans from the file, none afresh */
+            uint64_t from = 0, rechosen = 0;
+            tc_cuda_engine_plan_counts(tc_engine_cuda(loaded), &from, &rechosen);
+            CHECK_MSG(from == 2 && rechosen == 0, "plans from records %llu, chosen again %llu",
+                      (unsigned long long)from, (unsigned long long)rechosen);
             tc_engine_free(loaded);
         }
         tc_free_buffer(data);

@@ -198,7 +198,8 @@ def test_tuned_engine_is_bit_identical_across_loads(tmp_path):
 
 
 @needs_gpu
-def test_a_damaged_plan_record_is_chosen_again(engine, tmp_path):
+def test_a_damaged_plan_record_is_chosen_again(engine_f32, tmp_path):
+    engine = engine_f32  # full f32: a plan chosen again computes within rounding of the stored one
     data = bytearray(engine.read_bytes())
     recs, (off, _) = step_records(bytes(data))
     # break the JSON text of every cuDNN plan: the loader must choose those plans again and still run

@@ -42,7 +42,8 @@ static void batch_strides(const tc_cuda_tensor *t, int rb, int tail, int64_t *st
 
 enum { SDPA_UID_Q = 1, SDPA_UID_K, SDPA_UID_V, SDPA_UID_O, SDPA_UID_SCALE };
 enum { SDPA_KEY_LEN = 13 };
-#define SDPA_TAG 0x73647061 /* "sdpa": keys of the shared cache and the plan table */
+#define SDPA_TAG ((int64_t)0x73647061 << 8 | 1) /* "sdpa", key layout version 1 (see cublaslt.c) */
+enum { SDPA_REC_HEAD = 4 };                         /* record: 4 zero bytes (as conv's header), then JSON */
 
 typedef struct sdpa_plan {
     int64_t key[SDPA_KEY_LEN];
@@ -84,7 +85,7 @@ static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a) {
         if (a->ob[d] == 1) continue; /* any stride: one element along d */
         if (a->qs[d] != want_q[d] || a->ks[d] != want_kv[d] || a->vs[d] != want_kv[d]) return false;
     }
-    static int ok = -1; /* the operation needs cuDNN 9.13.1 at run time */
+    static _Atomic int ok = -1; /* the operation needs cuDNN 9.13.1 at run time */
     if (ok < 0) ok = cudnnGetVersion() >= 91301;
     return ok && !env_off("TENSORC_CUDNN_SDPA");
 #else
@@ -154,6 +155,8 @@ static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, const unsi
 static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, const unsigned *align,
                                 sdpa_plan *p) {
 #ifdef TC_HAVE_CUDNN_SDPA
+    /* a key first met inside a capture (new pointer alignments) gets no plan: our kernel runs it */
+    if (tc_cuda_capturing(c)) return TC_OK;
     void *handle = tc_cuda_cudnn(c);
     if (!handle) return TC_OK;
     int64_t max_ws = (int64_t)tc_cuda_workspace_limit(c);
@@ -161,28 +164,47 @@ static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *
     char *rec = tc_cuda_choice_find(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key, &len);
     bool had = rec != NULL;
     tc_error why = {0};
-    if (rec && tc_cudnn_graph_from_json(handle, rec, len, max_ws, &p->graph, &why) != TC_OK) p->graph = NULL;
+    char label[256];
+    tc_node_label(c->node, label, sizeof label);
+    if (rec && (len <= SDPA_REC_HEAD || memcmp(rec, "\0\0\0\0", SDPA_REC_HEAD) != 0 ||
+                tc_cudnn_graph_from_json(handle, rec + SDPA_REC_HEAD, len - SDPA_REC_HEAD, max_ws, &p->graph,
+                                         &why) != TC_OK)) {
+        p->graph = NULL;
+        if (tc_tactic_log())
+            fprintf(stderr, "tensorc tactic: %s: the stored cuDNN attention plan cannot be used here (%s); choosing "
+                            "again\n", label, why.msg[0] ? why.msg : "a malformed record");
+    }
     free(rec);
-    if (p->graph) return TC_OK;
+    if (p->graph) {
+        tc_cuda_choice_used(c);
+        return TC_OK;
+    }
+    if (had) tc_cuda_choice_drop(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key);
     tc_status st = TC_ERR_UNSUPPORTED;
     for (int relaxed = 0; relaxed < 2 && st != TC_OK; relaxed++) {
         st = sdpa_graph(handle, a, align, relaxed == 1, max_ws, &p->graph, &why);
         if (st == TC_ERR_OUT_OF_MEMORY) return tc_cuda_fail(c, st, "%s", why.msg);
     }
     if (tc_tactic_log()) {
-        char label[256];
         fprintf(stderr, "tensorc tactic: %s: attention %s b%lld h%lld l%lld s%lld e%lld: %s%s\n",
-                tc_node_label(c->node, label, sizeof label), tc_dtype_name(a->dtype), (long long)a->ob[0],
+                label, tc_dtype_name(a->dtype), (long long)a->ob[0],
                 (long long)a->ob[1], (long long)a->L, (long long)a->S, (long long)a->E,
                 p->graph ? "cuDNN " : "our kernel, cuDNN declined: ", p->graph ? tc_cudnn_graph_engine(p->graph) : why.msg);
     }
     if (!p->graph) return TC_OK;
     char *json = NULL;
-    if (tc_cudnn_graph_plan_json(p->graph, &json, &len, &why) == TC_OK) {
+    unsigned char *body = NULL;
+    if (tc_cudnn_graph_plan_json(p->graph, &json, &len, &why) == TC_OK &&
+        (body = calloc(SDPA_REC_HEAD + len, 1)) != NULL) {
         char desc[96];
         snprintf(desc, sizeof desc, "cudnn sdpa %s", tc_cudnn_graph_engine(p->graph));
-        tc_cuda_choice_store(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key, desc, json, len, had);
+        memcpy(body + SDPA_REC_HEAD, json, len);
+        tc_cuda_choice_store(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key, desc, body, SDPA_REC_HEAD + len, had);
+    } else if (tc_tactic_log()) {
+        fprintf(stderr, "tensorc tactic: %s: the cuDNN attention plan is not stored: %s\n", label,
+                why.msg[0] ? why.msg : "out of memory");
     }
+    free(body);
     free(json);
 #else
     (void)c, (void)a, (void)align, (void)p;
@@ -229,6 +251,18 @@ static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, b
     const int64_t uids[5] = {SDPA_UID_Q, SDPA_UID_K, SDPA_UID_V, SDPA_UID_O, SDPA_UID_SCALE};
     void *const ptrs[5] = {(void *)a->q, (void *)a->k, (void *)a->v, a->o, &p->scale};
     tc_status st = tc_cudnn_graph_execute(p->graph, tc_cuda_cudnn(c), 5, uids, ptrs, ws, c->err);
+    if (st != TC_OK && st != TC_ERR_OUT_OF_MEMORY && !tc_cuda_capturing(c)) {
+        /* an engine that refuses these buffers at launch: our kernel runs this key from now on */
+        if (tc_tactic_log()) {
+            char label[256];
+            fprintf(stderr, "tensorc tactic: %s: cuDNN attention failed at launch (%s); our kernel runs it\n",
+                    tc_node_label(c->node, label, sizeof label), c->err->msg);
+        }
+        tc_cudnn_graph_free(p->graph);
+        p->graph = NULL;
+        tc_cuda_choice_drop(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key);
+        return TC_OK;
+    }
     if (st != TC_OK) {
         char msg[sizeof c->err->msg];
         snprintf(msg, sizeof msg, "%s", c->err->msg);

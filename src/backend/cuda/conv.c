@@ -21,7 +21,8 @@
 
 enum { SLOT_WS = 0, SLOT_X = 1, SLOT_W = 2, SLOT_Y = 3 };
 enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_R = 5, UID_T = 10 /* virtual: UID_T + k */ };
-enum { KEY_LEN = 38 };
+enum { KEY_LEN = 39 };
+#define CONV_KEY_TAG ((int64_t)0x636f6e76 << 8 | 1) /* "conv", key layout version 1 (see cublaslt.c) */
 /* The stages after the convolution itself, in order: y = ep[n-1](... ep[0](conv(x, w))). */
 enum { EP_BIAS = 1, EP_RELU = 2, EP_RESIDUAL = 3, MAX_EP = 4 };
 
@@ -72,7 +73,7 @@ static unsigned alignment_of(const void *p) {
 }
 
 static void make_key(const conv_shape *s, int64_t *k) {
-    int64_t v[KEY_LEN] = {s->dtype, s->transposed, s->bias, s->allow_tf32, s->N,  s->C,  s->H,  s->W,  s->K,  s->OH,
+    int64_t v[KEY_LEN] = {CONV_KEY_TAG, s->dtype, s->transposed, s->bias, s->allow_tf32, s->N,  s->C,  s->H,  s->W,  s->K,  s->OH,
                           s->OW,    s->KH,         s->KW,   s->G,          s->sh, s->sw, s->ph, s->pw, s->dh, s->dw,
                           s->OH2,   s->OW2,        s->qh,   s->qw,         s->align_x, s->align_w, s->align_y,
                           s->align_b, s->align_r, s->n_ep, s->ep[0], s->ep[1], s->ep[2], s->ep[3],
@@ -602,6 +603,8 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         unsigned char *rec = tc_cuda_choice_find(c, TC_RECORD_CUDNN_PLAN, key, sizeof key, &len);
         bool had = rec != NULL, stored = had && plan_from_record(c, &s, p, rec, len);
         free(rec);
+        if (stored) tc_cuda_choice_used(c);
+        else if (had) tc_cuda_choice_drop(c, TC_RECORD_CUDNN_PLAN, key, sizeof key);
         if (!stored) {
             conv_bufs t = {c, &s, p, x, w, b, r, y};
             tc_status st = choose_plan(&t, p);

@@ -16,7 +16,10 @@
 
 /* Everything a plan depends on, as one array: compared on a cache hit so that a hash collision
  * rebuilds instead of running the wrong plan. */
-enum { KEY_LEN = 23 };
+enum { KEY_LEN = 24 };
+/* Word 0 of every key: a family tag and the key layout's version, so that a stored choice (engine
+ * file, timing cache) never meets a key of another layout. Bump the version with any key change. */
+#define GEMM_KEY_TAG ((int64_t)0x67656d6d << 8 | 1) /* "gemm", version 1 */
 
 struct tc_gemm_plan {
     int64_t key[KEY_LEN];
@@ -105,7 +108,7 @@ static void make_key(const tc_gemm_desc *d, unsigned aa, unsigned ab, unsigned a
     int64_t alpha, beta;
     memcpy(&alpha, &d->alpha, 8);
     memcpy(&beta, &d->beta, 8);
-    int64_t v[KEY_LEN] = {d->dtype,     d->batch,    d->M,        d->N,      d->K,
+    int64_t v[KEY_LEN] = {GEMM_KEY_TAG, d->dtype,     d->batch,    d->M,        d->N,      d->K,
                           d->trans_a,   d->trans_b,  d->lda,      d->ldb,    d->ldd,
                           d->stride_a,  d->stride_b, d->stride_d, alpha,     beta,
                           d->bias,      d->bias_stride, d->allow_tf32, aa,   ab,
@@ -511,6 +514,8 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
             stored = tc_gemm_plan_use(p, tc_cuda_cublaslt(c), rec, len);
             unusable = !stored;
             free(rec);
+            if (stored) tc_cuda_choice_used(c);
+            else tc_cuda_choice_drop(c, TC_RECORD_CUBLASLT_ALGO, key, sizeof key);
         }
     }
     void *ws = wsb ? tc_cuda_scratch(c, ws_slot, wsb) : NULL;

@@ -116,6 +116,11 @@ typedef struct tc_cuda_choice tc_cuda_choice;
 void *tc_cuda_choice_find(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, size_t *len);
 void tc_cuda_choice_store(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len, const char *desc,
                           const void *data, size_t len, bool replace);
+/* A kernel that made its plan from a stored choice says so (used); one that could not use the
+ * stored choice drops it before choosing again (drop), so that nothing keeps a dead record. Both
+ * are counted (tc_cuda_engine_plan_counts in records.h). */
+void tc_cuda_choice_used(const tc_cuda_call *c);
+void tc_cuda_choice_drop(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len);
 
 /* The executor (per engine and per context). */
 tc_status tc_cuda_check_graph(const tc_graph *g, tc_error *err);

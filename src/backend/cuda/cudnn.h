@@ -84,7 +84,7 @@ tc_status tc_cudnn_graph_build(tc_cudnn_graph *g, void *handle, const tc_cudnn_p
  * operation graph: execute it with the UIDs of the graph it came from). from_json fails with
  * cuDNN's explanation when this cuDNN or GPU cannot make the plan, or TC_ERR_UNSUPPORTED when it
  * needs more than max_workspace bytes (<= 0: 256 MiB). */
-#define TC_CUDNN_MAX_PLAN_JSON ((int64_t)1 << 20)
+#define TC_CUDNN_MAX_PLAN_JSON ((int64_t)64 << 20) /* runtime-compiled engines may carry their code */
 tc_status tc_cudnn_graph_plan_json(const tc_cudnn_graph *g, char **json, size_t *len, tc_error *err);
 tc_status tc_cudnn_graph_from_json(void *handle, const char *json, size_t len, int64_t max_workspace,
                                    tc_cudnn_graph **out, tc_error *err);

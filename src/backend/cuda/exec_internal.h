@@ -122,6 +122,7 @@ struct tc_cuda_engine {
     /* plan choices (records.c), shared by the contexts */
     bool records;           /* TENSORC_PLAN_RECORDS (default on) */
     pthread_mutex_t choice_lock;
+    _Atomic uint64_t plans_from_records, plans_rechosen;
     tc_cuda_choice *choices;
     int n_choices, cap_choices;
 };

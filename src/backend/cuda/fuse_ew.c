@@ -363,7 +363,7 @@ static tc_status ew_load(tc_cuda_engine *e, tc_error *err) {
             int first = -1;
             for (int si = 0; si < e->n_steps && first < 0; si++)
                 if (e->steps[si].kind == TC_CUDA_STEP_EW) first = e->steps[si].node;
-            tc_cuda_choice_store_engine(e, TC_RECORD_NVRTC_CUBIN, key, sizeof key, "nvrtc cubin", bin, bin_len, true,
+            tc_cuda_choice_store_engine(e, TC_RECORD_NVRTC_CUBIN, key, sizeof key, "nvrtc generated kernels", bin, bin_len, true,
                                         first < 0 ? 0 : first);
         }
     }

@@ -7,6 +7,7 @@
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/exec_internal.h"
 #include "backend/cuda/records.h"
+#include "core/dtype.h"
 #include "core/sym.h"
 #include "engine/serialize.h"
 
@@ -122,6 +123,27 @@ void tc_cuda_choice_store_engine(tc_cuda_engine *e, uint32_t kind, const void *k
     pthread_mutex_unlock(&e->choice_lock);
 }
 
+void tc_cuda_choice_drop(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len) {
+    tc_cuda_engine *e = c->exec->e;
+    pthread_mutex_lock(&e->choice_lock);
+    tc_cuda_choice *ch = lookup(e, kind, key, key_len);
+    if (ch) {
+        free(ch->bytes);
+        *ch = e->choices[--e->n_choices];
+    }
+    pthread_mutex_unlock(&e->choice_lock);
+    atomic_fetch_add_explicit(&e->plans_rechosen, 1, memory_order_relaxed);
+}
+
+void tc_cuda_choice_used(const tc_cuda_call *c) {
+    atomic_fetch_add_explicit(&c->exec->e->plans_from_records, 1, memory_order_relaxed);
+}
+
+void tc_cuda_engine_plan_counts(tc_cuda_engine *e, uint64_t *from_records, uint64_t *rechosen) {
+    *from_records = atomic_load_explicit(&e->plans_from_records, memory_order_relaxed);
+    *rechosen = atomic_load_explicit(&e->plans_rechosen, memory_order_relaxed);
+}
+
 bool tc_cuda_choice_describe(tc_cuda_engine *e, int node, char *buf, size_t n) {
     bool found = false;
     pthread_mutex_lock(&e->choice_lock);
@@ -166,7 +188,9 @@ tc_status tc_cuda_engine_prepare(tc_cuda_engine *e, tc_error *err) {
         free(in);
         return st;
     }
-    /* zeros: a valid index for every embedding and gather, and no NaN anywhere */
+    /* float inputs: small pseudo-random values (timing on zeros flatters some kernels' power
+     * draw); other inputs zeros, a valid index for every embedding and gather */
+    uint32_t seed = 0x9e3779b9u;
     for (int i = 0; st == TC_OK && i < ni; i++) {
         const tc_value *v = g->inputs.items[i];
         in[i].dtype = v->dtype;
@@ -178,7 +202,18 @@ tc_status tc_cuda_engine_prepare(tc_cuda_engine *e, tc_error *err) {
         }
         size_t bytes = numel * tc_dtype_size(v->dtype);
         st = TC_CUDA_CHECK(cudaMalloc(&in[i].data, bytes ? bytes : 1), err);
-        if (st == TC_OK && bytes) st = TC_CUDA_CHECK(cudaMemset(in[i].data, 0, bytes), err);
+        bool fl = v->dtype == TC_F32 || v->dtype == TC_F16 || v->dtype == TC_BF16 || v->dtype == TC_F64;
+        void *host = st == TC_OK && bytes && fl ? malloc(bytes) : NULL;
+        if (host) {
+            for (size_t k = 0; k < numel; k++) {
+                seed = seed * 1664525u + 1013904223u;
+                tc_store_f64(host, v->dtype, (int64_t)k, ((double)(seed >> 8) / 16777216.0 - 0.5) * 2.0);
+            }
+            st = TC_CUDA_CHECK(cudaMemcpy(in[i].data, host, bytes, cudaMemcpyHostToDevice), err);
+            free(host);
+        } else if (st == TC_OK && bytes) {
+            st = TC_CUDA_CHECK(cudaMemset(in[i].data, 0, bytes), err);
+        }
     }
     tc_cuda_exec *x = NULL;
     /* an engine file is built once and run many times: its plans are timed (TENSORC_AUTOTUNE
@@ -261,21 +296,27 @@ tc_status tc_cuda_write_records(tc_cuda_engine *e, tc_record_writer *w, tc_error
     return st;
 }
 
+static bool known_kind(uint32_t kind) {
+    return kind == TC_RECORD_CUDNN_PLAN || kind == TC_RECORD_CUBLASLT_ALGO || kind == TC_RECORD_NVRTC_CUBIN;
+}
+
 tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint32_t n, bool from_cache,
                                tc_error *err) {
-    pthread_mutex_lock(&e->choice_lock);
-    tc_status st = TC_OK;
-    for (uint32_t i = 0; st == TC_OK && i < n; i++) {
-        if (r[i].kind != TC_RECORD_CUDNN_PLAN && r[i].kind != TC_RECORD_CUBLASLT_ALGO &&
-            r[i].kind != TC_RECORD_NVRTC_CUBIN)
-            continue; /* a kind this build does not make: its steps choose again */
+    /* every record is checked before any is taken, so that a damaged set changes nothing */
+    for (uint32_t i = 0; i < n; i++) {
         const unsigned char *p = r[i].data;
         uint64_t size = r[i].size;
         uint32_t kl = size >= 8 ? get_u32(p) : 0, dl = size >= 8 ? get_u32(p + 4) : 0;
-        if (size < 8 || kl == 0 || (uint64_t)kl + dl > size - 8) {
-            st = tc_errorf(err, TC_ERR_FORMAT, "plan record %u of step %u is malformed", i, r[i].step);
-            break;
-        }
+        if (known_kind(r[i].kind) && (size < 8 || kl == 0 || (uint64_t)kl + dl > size - 8))
+            return tc_errorf(err, TC_ERR_FORMAT, "plan record %u of step %u is malformed", i, r[i].step);
+    }
+    pthread_mutex_lock(&e->choice_lock);
+    tc_status st = TC_OK;
+    for (uint32_t i = 0; st == TC_OK && i < n; i++) {
+        if (!known_kind(r[i].kind)) continue; /* a kind this build does not make: its steps choose again */
+        const unsigned char *p = r[i].data;
+        uint64_t size = r[i].size;
+        uint32_t kl = get_u32(p), dl = get_u32(p + 4);
         char desc[256];
         snprintf(desc, sizeof desc, "%.*s", (int)(dl < 255 ? dl : 255), (const char *)p + 8 + kl);
         if (!put(e, r[i].kind, from_cache ? 0 : r[i].step, p + 8, kl, desc, p + 8 + kl + dl,

@@ -28,6 +28,10 @@ void tc_cuda_choices_snapshot_free(tc_step_record *records, uint32_t n);
 bool tc_cuda_choice_describe(tc_cuda_engine *e, int node, char *buf, size_t n);
 int tc_cuda_choice_count(tc_cuda_engine *e);
 
+/* How many plans this engine's contexts made from stored choices, and how many stored choices they
+ * could not use (and chose again): for tests and logs. */
+void tc_cuda_engine_plan_counts(tc_cuda_engine *e, uint64_t *from_records, uint64_t *rechosen);
+
 /* Frees the table (tc_cuda_engine_free). */
 void tc_cuda_choices_free(tc_cuda_engine *e);
 
