@@ -22,6 +22,7 @@ int main(void) {
 #include "backend/cuda/exec_internal.h"
 #include "core/dtype.h"
 #include "engine/serialize.h"
+#include "step_records.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -172,37 +173,6 @@ static bool run(tc_graph_t *g, tc_backend_kind backend, tc_dtype t, float out[3]
     return run_engine(g, NULL, NULL, backend, t, out);
 }
 
-static int count_records(const void *data, size_t size, uint32_t kind) {
-    tc_error err;
-    tc_engine_info info;
-    if (tc_engine_file_info(data, size, &info, &err) != TC_OK) return -1;
-    const unsigned char *p = data;
-    uint32_t nsec;
-    memcpy(&nsec, p + 24, 4);
-    for (uint32_t i = 0; i < nsec; i++) {
-        uint32_t k;
-        uint64_t off, sz;
-        memcpy(&k, p + 32 + 24 * i, 4);
-        memcpy(&off, p + 32 + 24 * i + 8, 8);
-        memcpy(&sz, p + 32 + 24 * i + 16, 8);
-        if (k != TC_SECTION_STEPS || off + sz > size || sz < 4) continue;
-        uint32_t n;
-        memcpy(&n, p + off, 4);
-        size_t pos = off + 4;
-        int found = 0;
-        for (uint32_t r = 0; r < n; r++) {
-            uint32_t rk;
-            uint64_t rs;
-            memcpy(&rk, p + pos + 4, 4);
-            memcpy(&rs, p + pos + 8, 8);
-            found += rk == kind;
-            pos += 16 + (size_t)(rs + 7) / 8 * 8;
-        }
-        return found;
-    }
-    return -1;
-}
-
 static void test_gpu_matches_cpu(tc_dtype t) {
     tc_graph_t *g = make_graph(t);
     static float want[3][N * C * H * W], got[3][N * C * H * W], again[3][N * C * H * W], plain[3][N * C * H * W];
@@ -215,8 +185,8 @@ static void test_gpu_matches_cpu(tc_dtype t) {
     size_t size = 0;
     CHECK(e && tc_engine_serialize(e, &data, &size) == TC_OK);
     if (data) {
-        CHECK_MSG(count_records(data, size, TC_RECORD_NVRTC_CUBIN) == 1, "%d cubin records",
-                  count_records(data, size, TC_RECORD_NVRTC_CUBIN));
+        CHECK_MSG(count_step_records(data, size, TC_RECORD_NVRTC_CUBIN) == 1, "%d cubin records",
+                  count_step_records(data, size, TC_RECORD_NVRTC_CUBIN));
         tc_engine_t *loaded = NULL;
         char msg[1024];
         CHECK_MSG(tc_engine_deserialize(data, size, NULL, &loaded, msg, sizeof msg) == TC_OK, "%s", msg);

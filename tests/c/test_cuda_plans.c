@@ -23,6 +23,7 @@ int main(void) {
 #include "core/dtype.h"
 #include "backend/cuda/records.h"
 #include "engine/serialize.h"
+#include "step_records.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -109,31 +110,6 @@ static tc_engine_t *build(tc_graph_t *g, tc_backend_kind backend) {
     return e;
 }
 
-static int count_kind(const void *data, size_t size, uint32_t kind) {
-    size_t off = 0, sz = 0;
-    const unsigned char *p = data;
-    uint32_t n = *(const uint32_t *)(p + 24);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t k = *(const uint32_t *)(p + 32 + 24 * i);
-        if (k == TC_SECTION_STEPS) {
-            memcpy(&off, p + 32 + 24 * i + 8, 8);
-            memcpy(&sz, p + 32 + 24 * i + 16, 8);
-        }
-    }
-    if (!off || off + sz > size || sz < 4) return -1;
-    uint32_t nrec = *(const uint32_t *)(p + off);
-    size_t pos = off + 4;
-    int found = 0;
-    for (uint32_t i = 0; i < nrec; i++) {
-        uint32_t k = *(const uint32_t *)(p + pos + 4);
-        uint64_t rs;
-        memcpy(&rs, p + pos + 8, 8);
-        if (k == kind) found++;
-        pos += 16 + (size_t)(rs + 7) / 8 * 8;
-    }
-    return found;
-}
-
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     int count = 0;
@@ -180,9 +156,9 @@ int main(void) {
     size_t size = 0;
     CHECK(gpu && tc_engine_serialize(gpu, &data, &size) == TC_OK);
     if (data) {
-        CHECK_MSG(count_kind(data, size, TC_RECORD_CUDNN_PLAN) == 1, "cuDNN records: %d",
-                  count_kind(data, size, TC_RECORD_CUDNN_PLAN));
-        CHECK(count_kind(data, size, TC_RECORD_CUBLASLT_ALGO) == 1);
+        CHECK_MSG(count_step_records(data, size, TC_RECORD_CUDNN_PLAN) == 1, "cuDNN records: %d",
+                  count_step_records(data, size, TC_RECORD_CUDNN_PLAN));
+        CHECK(count_step_records(data, size, TC_RECORD_CUBLASLT_ALGO) == 1);
         tc_engine_t *loaded = NULL;
         char msg[1024];
         CHECK_MSG(tc_engine_deserialize(data, size, NULL, &loaded, msg, sizeof msg) == TC_OK, "%s", msg);
