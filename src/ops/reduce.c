@@ -1,7 +1,10 @@
 /* Shape and dtype inference for the reduction ops: which dims a node reduces, the output shape
  * with or without kept dims, the result dtype PyTorch gives, and the inputs PyTorch rejects. */
 #include "ops/op.h"
+#include "ops/reduce_params.h"
 #include "core/dtype.h"
+
+#include <string.h>
 
 /* How an op names the dims it reduces. */
 typedef enum {
@@ -225,4 +228,60 @@ tc_status tc_infer_reduce_softmax(tc_infer_ctx *c) {
     if (c->status != TC_OK) return c->status;
     tc_infer_set(c, 0, t, x->rank, x->dims);
     return TC_OK;
+}
+
+/* ---- shared by the backends' reduce kernels (reduce_params.h) ------------------------------- */
+
+void tc_reduce_dims(const tc_node *n, int rank, bool *red) {
+    int op = n->op;
+    for (int i = 0; i < TC_MAX_RANK; i++) red[i] = false;
+    bool all = false;
+    switch (op) {
+    case TC_OP_SUM_ALL: all = true; break;
+    case TC_OP_ARGMAX:
+    case TC_OP_ARGMIN:
+    case TC_OP_MAX_DIM:
+    case TC_OP_MIN_DIM:
+    case TC_OP_ANY_DIM:
+    case TC_OP_ALL_DIM:
+    case TC_OP_PROD_DIM:
+        if (tc_node_is_none(n, 1)) all = true;
+        else if (rank > 0) {
+            int64_t d = tc_node_int(n, 1);
+            red[d < 0 ? d + rank : d] = true;
+        }
+        break;
+    default: {
+        int64_t count;
+        const int64_t *dims = tc_node_ints(n, 1, &count);
+        bool empty_is_all = op != TC_OP_ANY_DIMS && op != TC_OP_ALL_DIMS;
+        if (!dims || (count == 0 && empty_is_all)) all = true;
+        for (int64_t k = 0; k < count && rank > 0; k++) red[dims[k] < 0 ? dims[k] + rank : dims[k]] = true;
+    }
+    }
+    if (all)
+        for (int i = 0; i < rank; i++) red[i] = true;
+}
+
+void tc_reduce_layout_make(int rank, const int64_t *dims, const bool *red, tc_reduce_layout *L) {
+    memset(L, 0, sizeof *L);
+    L->n_out = L->n_red = 1;
+    int64_t gd[TC_MAX_RANK], gs[TC_MAX_RANK];
+    bool gr[TC_MAX_RANK];
+    int ng = 0;
+    int64_t stride = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        int64_t d = dims[i];
+        if (red[i]) L->n_red *= d;
+        else L->n_out *= d;
+        if (d == 1) continue;
+        if (ng > 0 && gr[ng - 1] == red[i]) gd[ng - 1] *= d;
+        else gd[ng] = d, gs[ng] = stride, gr[ng] = red[i], ng++;
+        stride *= d;
+    }
+    for (int g = ng - 1; g >= 0; g--) {
+        if (gr[g]) L->rd[L->nr] = gd[g], L->rs[L->nr++] = gs[g];
+        else L->kd[L->nk] = gd[g], L->ks[L->nk++] = gs[g];
+    }
+    if (L->nr == 0) L->rd[0] = 1, L->rs[0] = 1, L->nr = 1;
 }

@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/kernels/reduce.h"
 #include "core/dtype.h"
+#include "ops/reduce_params.h"
 
 #include <string.h>
 
@@ -22,68 +23,13 @@ static tc_status oom(const tc_cuda_call *c, size_t bytes) {
 
 static bool is_float16_32(tc_dtype t) { return t == TC_F32 || t == TC_F16 || t == TC_BF16; }
 
-/* The input as kept and reduced dim groups (outer to inner), adjacent dims of one kind merged and
- * size-1 dims dropped, as the CPU kernel lays it out. */
-typedef struct {
-    int nk, nr;
-    int64_t kd[TC_MAX_RANK], ks[TC_MAX_RANK];
-    int64_t rd[TC_MAX_RANK], rs[TC_MAX_RANK];
-    int64_t n_out, n_red;
-} layout;
+/* The input's kept and reduced dim groups (ops/reduce_params.h). */
+typedef tc_reduce_layout layout;
 
 static void make_layout(const tc_cuda_tensor *x, const bool *red, layout *L) {
-    memset(L, 0, sizeof *L);
-    L->n_out = L->n_red = 1;
-    int64_t gd[TC_MAX_RANK], gs[TC_MAX_RANK];
-    bool gr[TC_MAX_RANK];
-    int ng = 0;
-    int64_t stride = 1;
-    for (int i = x->rank - 1; i >= 0; i--) {
-        int64_t d = x->dims[i];
-        if (red[i]) L->n_red *= d;
-        else L->n_out *= d;
-        if (d == 1) continue;
-        if (ng > 0 && gr[ng - 1] == red[i]) gd[ng - 1] *= d;
-        else gd[ng] = d, gs[ng] = stride, gr[ng] = red[i], ng++;
-        stride *= d;
-    }
-    for (int g = ng - 1; g >= 0; g--) {
-        if (gr[g]) L->rd[L->nr] = gd[g], L->rs[L->nr++] = gs[g];
-        else L->kd[L->nk] = gd[g], L->ks[L->nk++] = gs[g];
-    }
-    if (L->nr == 0) L->rd[0] = 1, L->rs[0] = 1, L->nr = 1;
+    tc_reduce_layout_make(x->rank, x->dims, red, L);
 }
 
-static void reduced_dims(const tc_node *n, int rank, bool *red) {
-    int op = n->op;
-    for (int i = 0; i < TC_MAX_RANK; i++) red[i] = false;
-    bool all = false;
-    switch (op) {
-    case TC_OP_SUM_ALL: all = true; break;
-    case TC_OP_ARGMAX:
-    case TC_OP_ARGMIN:
-    case TC_OP_MAX_DIM:
-    case TC_OP_MIN_DIM:
-    case TC_OP_ANY_DIM:
-    case TC_OP_ALL_DIM:
-    case TC_OP_PROD_DIM:
-        if (tc_node_is_none(n, 1)) all = true;
-        else if (rank > 0) {
-            int64_t d = tc_node_int(n, 1);
-            red[d < 0 ? d + rank : d] = true;
-        }
-        break;
-    default: {
-        int64_t count;
-        const int64_t *dims = tc_node_ints(n, 1, &count);
-        bool empty_is_all = op != TC_OP_ANY_DIMS && op != TC_OP_ALL_DIMS;
-        if (!dims || (count == 0 && empty_is_all)) all = true;
-        for (int64_t k = 0; k < count && rank > 0; k++) red[dims[k] < 0 ? dims[k] + rank : dims[k]] = true;
-    }
-    }
-    if (all)
-        for (int i = 0; i < rank; i++) red[i] = true;
-}
 
 static tc_cuda_red_op op_of(int op) {
     switch (op) {
@@ -180,7 +126,7 @@ static tc_status cuda_reduce(const tc_cuda_call *c) {
     tc_cuda_tensor *y = c->out[0];
     TC_TRY(reject_f64(c, x->dtype, y->dtype));
     bool red[TC_MAX_RANK];
-    reduced_dims(c->node, x->rank, red);
+    tc_reduce_dims(c->node, x->rank, red);
     layout L;
     make_layout(x, red, &L);
     tc_cuda_reduce_args a;
@@ -227,7 +173,7 @@ static tc_status cuda_var(const tc_cuda_call *c) {
     if (!is_float16_32(x->dtype) || !is_float16_32(y->dtype))
         return tc_cuda_fail(c, TC_ERR_DTYPE, "var needs a floating input, got %s", tc_dtype_name(x->dtype));
     bool red[TC_MAX_RANK];
-    reduced_dims(c->node, x->rank, red);
+    tc_reduce_dims(c->node, x->rank, red);
     layout L;
     make_layout(x, red, &L);
     double corr = tc_node_float_or(c->node, 2, 1.0);
