@@ -5,6 +5,8 @@
 
 #include "ir/graph.h"
 
+#include <stdarg.h>
+
 #define TC_OP_MAX_ARGS 16
 #define TC_OP_MAX_OUTPUTS 1024
 
@@ -123,5 +125,17 @@ const double *tc_node_floats(const tc_node *n, int i, int64_t *count); /* NULL, 
 tc_dtype tc_node_dtype_or(const tc_node *n, int i, tc_dtype dflt);
 /* For Scalar args: whether the value is integral (INT or BOOL kind). */
 bool tc_node_scalar_is_int(const tc_node *n, int i);
+
+/* At run time, for every backend's kernel glue: the slot of a tensor argument in the node's input
+ * list (-1 for None), of element k of a tensor-list argument, and int / int[] arguments with their
+ * symbolic sizes evaluated for this run's symbol values (ints: the count, -1 for None; at most
+ * cap values). A failure message that names the node, its op and the backend:
+ * "node 'x' (op) on cuda: ...". */
+int tc_node_tensor_slot(const tc_node *n, int argi);
+int tc_node_list_slot(const tc_node *n, int argi, int64_t k);
+int64_t tc_node_int_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals);
+int64_t tc_node_ints_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals, int64_t *out,
+                          int64_t cap);
+tc_status tc_node_failv(tc_error *err, const tc_node *n, const char *backend, tc_status s, const char *fmt, va_list ap);
 
 #endif

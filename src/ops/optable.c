@@ -2,10 +2,12 @@
  * accessors for bound arguments. */
 #include "ops/op.h"
 #include "core/dtype.h"
+#include "core/sym.h"
 
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -410,6 +412,41 @@ tc_value *tc_node_tensor(const tc_node *n, int i) {
     if (a->kind == TC_ARG_NONE) return NULL;
     TC_ASSERT(a->kind == TC_ARG_TENSOR);
     return (tc_value *)a->u.tensor;
+}
+
+int tc_node_tensor_slot(const tc_node *n, int argi) {
+    const tc_node_arg *a = &n->args[argi];
+    if (a->a.kind == TC_ARG_NONE) return -1;
+    TC_ASSERT(a->a.kind == TC_ARG_TENSOR && a->slot >= 0);
+    return a->slot;
+}
+
+int tc_node_list_slot(const tc_node *n, int argi, int64_t k) {
+    const tc_node_arg *a = &n->args[argi];
+    TC_ASSERT(a->a.kind == TC_ARG_TENSORS && k >= 0 && k < a->a.count);
+    return a->slot + (int)k;
+}
+
+int64_t tc_node_int_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals) {
+    int64_t v = tc_node_int(n, argi);
+    return TC_DIM_IS_SYM(v) ? tc_sym_eval(&g->syms, v, symvals) : v;
+}
+
+int64_t tc_node_ints_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals, int64_t *out,
+                          int64_t cap) {
+    int64_t count;
+    const int64_t *v = tc_node_ints(n, argi, &count);
+    if (!v) return -1;
+    TC_ASSERT(count <= cap);
+    for (int64_t i = 0; i < count; i++) out[i] = TC_DIM_IS_SYM(v[i]) ? tc_sym_eval(&g->syms, v[i], symvals) : v[i];
+    return count;
+}
+
+tc_status tc_node_failv(tc_error *err, const tc_node *n, const char *backend, tc_status s, const char *fmt,
+                        va_list ap) {
+    char label[256], msg[700];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return tc_errorf(err, s, "%s on %s: %s", tc_node_label(n, label, sizeof label), backend, msg);
 }
 
 int64_t tc_node_int(const tc_node *n, int i) {

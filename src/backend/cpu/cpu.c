@@ -60,39 +60,26 @@ struct tc_cpu_exec {
 };
 
 tc_cpu_tensor *tc_cpu_in(const tc_cpu_call *c, int argi) {
-    const tc_node_arg *a = &c->node->args[argi];
-    if (a->a.kind == TC_ARG_NONE) return NULL;
-    TC_ASSERT(a->a.kind == TC_ARG_TENSOR && a->slot >= 0);
-    return c->in[a->slot];
+    int slot = tc_node_tensor_slot(c->node, argi);
+    return slot < 0 ? NULL : c->in[slot];
 }
 
 tc_cpu_tensor *tc_cpu_in_list(const tc_cpu_call *c, int argi, int64_t k) {
-    const tc_node_arg *a = &c->node->args[argi];
-    TC_ASSERT(a->a.kind == TC_ARG_TENSORS && k >= 0 && k < a->a.count);
-    return c->in[a->slot + k];
+    return c->in[tc_node_list_slot(c->node, argi, k)];
 }
 
-int64_t tc_cpu_int(const tc_cpu_call *c, int argi) {
-    int64_t v = tc_node_int(c->node, argi);
-    return TC_DIM_IS_SYM(v) ? tc_sym_eval(&c->g->syms, v, c->symvals) : v;
-}
+int64_t tc_cpu_int(const tc_cpu_call *c, int argi) { return tc_node_int_eval(c->g, c->node, argi, c->symvals); }
 
 int64_t tc_cpu_ints(const tc_cpu_call *c, int argi, int64_t *out, int64_t cap) {
-    int64_t n;
-    const int64_t *v = tc_node_ints(c->node, argi, &n);
-    if (!v) return -1;
-    TC_ASSERT(n <= cap);
-    for (int64_t i = 0; i < n; i++) out[i] = TC_DIM_IS_SYM(v[i]) ? tc_sym_eval(&c->g->syms, v[i], c->symvals) : v[i];
-    return n;
+    return tc_node_ints_eval(c->g, c->node, argi, c->symvals, out, cap);
 }
 
 tc_status tc_cpu_fail(const tc_cpu_call *c, tc_status s, const char *fmt, ...) {
-    char label[256], msg[700];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    tc_status r = tc_node_failv(c->err, c->node, "cpu", s, fmt, ap);
     va_end(ap);
-    return tc_errorf(c->err, s, "%s on cpu: %s", tc_node_label(c->node, label, sizeof label), msg);
+    return r;
 }
 
 void *tc_cpu_scratch(const tc_cpu_call *c, int slot, size_t bytes) {
