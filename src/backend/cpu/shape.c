@@ -4,6 +4,7 @@
  * inference could not check (symbolic ones) are checked here with the real values. */
 #include "backend/cpu/cpu.h"
 #include "core/dtype.h"
+#include "ops/shape_views.h"
 #include "core/parallel.h"
 
 #include <string.h>
@@ -148,124 +149,16 @@ static tc_status cpu_to_copy(const tc_cpu_call *c) {
     return TC_OK;
 }
 
-static tc_status cpu_permute_like(const tc_cpu_call *c) {
+/* permute, t, transpose.int, expand, repeat, slice.Tensor, select.int: one strided gather */
+static tc_status cpu_view(const tc_cpu_call *c) {
     const tc_cpu_tensor *x = tc_cpu_in(c, 0);
     tc_cpu_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], perm[TC_MAX_RANK], st[TC_MAX_RANK];
-    tc_cpu_strides(x, xs);
-    int r = x->rank;
-    for (int i = 0; i < r; i++) perm[i] = i;
-    if (c->node->op == TC_OP_PERMUTE) {
-        tc_cpu_ints(c, 1, perm, TC_MAX_RANK);
-        for (int i = 0; i < r; i++) perm[i] = perm[i] < 0 ? perm[i] + r : perm[i];
-    } else if (c->node->op == TC_OP_T) {
-        for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
-    } else if (r > 0) {
-        int64_t a = tc_cpu_int(c, 1), b = tc_cpu_int(c, 2);
-        a = a < 0 ? a + r : a, b = b < 0 ? b + r : b;
-        perm[a] = b, perm[b] = a;
-    }
-    for (int i = 0; i < r; i++) st[i] = xs[perm[i]];
-    gather_copy(x->data, y->data, esize_of(y), r, y->dims, st, 0);
+    tc_gather_view v;
+    tc_error why = {0};
+    tc_status st = tc_shape_gather_view(c->g, c->node, c->symvals, x->rank, x->dims, y->rank, y->dims, &v, &why);
+    if (st != TC_OK) return tc_cpu_fail(c, st, "%s", why.msg);
+    gather_copy(x->data, y->data, esize_of(y), v.rank, v.dims, v.strides, v.base);
     return TC_OK;
-}
-
-static tc_status cpu_expand(const tc_cpu_call *c) {
-    const tc_cpu_tensor *x = tc_cpu_in(c, 0);
-    tc_cpu_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], st[TC_MAX_RANK];
-    tc_cpu_strides(x, xs);
-    int lead = y->rank - x->rank;
-    for (int i = 0; i < y->rank; i++) {
-        if (i < lead) {
-            st[i] = 0;
-            continue;
-        }
-        int64_t xd = x->dims[i - lead];
-        if (xd == y->dims[i]) {
-            st[i] = xs[i - lead];
-        } else if (xd == 1) {
-            st[i] = 0;
-        } else {
-            return tc_cpu_fail(c, TC_ERR_SHAPE, "cannot expand size %lld to %lld at dim %d", (long long)xd,
-                               (long long)y->dims[i], i);
-        }
-    }
-    gather_copy(x->data, y->data, esize_of(y), y->rank, y->dims, st, 0);
-    return TC_OK;
-}
-
-static tc_status cpu_repeat(const tc_cpu_call *c) {
-    const tc_cpu_tensor *x = tc_cpu_in(c, 0);
-    tc_cpu_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], rep[TC_MAX_RANK];
-    int64_t dims[SC_MAX_RANK], st[SC_MAX_RANK];
-    tc_cpu_strides(x, xs);
-    int n = (int)tc_cpu_ints(c, 1, rep, TC_MAX_RANK), lead = n - x->rank, r = 0;
-    for (int i = 0; i < n; i++) {
-        dims[r] = rep[i], st[r++] = 0;
-        dims[r] = i < lead ? 1 : x->dims[i - lead];
-        st[r++] = i < lead ? 0 : xs[i - lead];
-    }
-    gather_copy(x->data, y->data, esize_of(y), r, dims, st, 0);
-    return TC_OK;
-}
-
-/* PyTorch's reading of slice bounds: negative from the end, clamped to [0, size]. */
-static int64_t clamp_bound(int64_t v, int64_t size) {
-    if (v < 0) v += size;
-    if (v < 0) v = 0;
-    if (v > size) v = size;
-    return v;
-}
-
-static tc_status cpu_slice(const tc_cpu_call *c) {
-    const tc_cpu_tensor *x = tc_cpu_in(c, 0);
-    tc_cpu_tensor *y = c->out[0];
-    int d = (int)tc_cpu_int(c, 1);
-    d = d < 0 ? d + x->rank : d;
-    int64_t D = x->dims[d], step = tc_cpu_int(c, 4);
-    int64_t s = tc_node_is_none(c->node, 2) ? 0 : clamp_bound(tc_cpu_int(c, 2), D);
-    int64_t e = tc_node_is_none(c->node, 3) ? D : clamp_bound(tc_cpu_int(c, 3), D);
-    int64_t len = e > s ? (e - s + step - 1) / step : 0;
-    if (len != y->dims[d])
-        return tc_cpu_fail(c, TC_ERR_SHAPE,
-                           "the slice [%lld:%lld:%lld] of dim %d (size %lld) has %lld elements, but shape inference "
-                           "assumed %lld for these input sizes",
-                           (long long)s, (long long)e, (long long)step, d, (long long)D, (long long)len,
-                           (long long)y->dims[d]);
-    int64_t xs[TC_MAX_RANK];
-    tc_cpu_strides(x, xs);
-    int64_t base = s * xs[d];
-    xs[d] *= step;
-    gather_copy(x->data, y->data, esize_of(y), y->rank, y->dims, xs, base);
-    return TC_OK;
-}
-
-static tc_status cpu_select(const tc_cpu_call *c) {
-    const tc_cpu_tensor *x = tc_cpu_in(c, 0);
-    tc_cpu_tensor *y = c->out[0];
-    int d = (int)tc_cpu_int(c, 1);
-    d = d < 0 ? d + x->rank : d;
-    int64_t D = x->dims[d], idx = tc_cpu_int(c, 2);
-    if (idx < -D || idx >= D)
-        return tc_cpu_fail(c, TC_ERR_SHAPE, "index %lld is out of range for dim %d of size %lld", (long long)idx, d,
-                           (long long)D);
-    if (idx < 0) idx += D;
-    int64_t xs[TC_MAX_RANK], st[TC_MAX_RANK];
-    tc_cpu_strides(x, xs);
-    int r = 0;
-    for (int i = 0; i < x->rank; i++)
-        if (i != d) st[r++] = xs[i];
-    gather_copy(x->data, y->data, esize_of(y), y->rank, y->dims, st, idx * xs[d]);
-    return TC_OK;
-}
-
-/* outer x (size along d) x inner view of a contiguous tensor */
-static void split_dims(const tc_cpu_tensor *t, int d, int64_t *outer, int64_t *inner) {
-    *outer = 1, *inner = 1;
-    for (int i = 0; i < d; i++) *outer *= t->dims[i];
-    for (int i = d + 1; i < t->rank; i++) *inner *= t->dims[i];
 }
 
 static tc_status cpu_split(const tc_cpu_call *c) {
@@ -273,7 +166,7 @@ static tc_status cpu_split(const tc_cpu_call *c) {
     int d = (int)tc_cpu_int(c, 2);
     d = d < 0 ? d + x->rank : d;
     int64_t outer, inner, D = x->dims[d], off = 0;
-    split_dims(x, d, &outer, &inner);
+    tc_shape_outer_inner(x->rank, x->dims, d, &outer, &inner);
     int n = c->node->n_outputs;
     for (int k = 0; k < n; k++) off += c->out[k]->dims[d];
     if (off != D)
@@ -321,7 +214,7 @@ static tc_status cpu_cat(const tc_cpu_call *c) {
     int d = (int)tc_cpu_int(c, 1);
     d = d < 0 ? d + y->rank : d;
     int64_t outer, inner, total = 0;
-    split_dims(y, d, &outer, &inner);
+    tc_shape_outer_inner(y->rank, y->dims, d, &outer, &inner);
     for (int64_t k = 0; k < n; k++) {
         const tc_cpu_tensor *x = tc_cpu_in_list(c, 0, k);
         if (x->numel == 0) continue; /* empty pieces add nothing, whatever their shape */
@@ -351,13 +244,13 @@ void tc_cpu_register_shape(tc_cpu_kernel *t) {
                                      TC_OP_FLATTEN_USING_INTS};
     for (size_t i = 0; i < sizeof same_order / sizeof same_order[0]; i++) t[same_order[i]] = cpu_same_order;
     t[TC_OP_TO_COPY] = cpu_to_copy;
-    t[TC_OP_PERMUTE] = cpu_permute_like;
-    t[TC_OP_T] = cpu_permute_like;
-    t[TC_OP_TRANSPOSE_INT] = cpu_permute_like;
-    t[TC_OP_EXPAND] = cpu_expand;
-    t[TC_OP_REPEAT] = cpu_repeat;
-    t[TC_OP_SLICE_TENSOR] = cpu_slice;
-    t[TC_OP_SELECT_INT] = cpu_select;
+    t[TC_OP_PERMUTE] = cpu_view;
+    t[TC_OP_T] = cpu_view;
+    t[TC_OP_TRANSPOSE_INT] = cpu_view;
+    t[TC_OP_EXPAND] = cpu_view;
+    t[TC_OP_REPEAT] = cpu_view;
+    t[TC_OP_SLICE_TENSOR] = cpu_view;
+    t[TC_OP_SELECT_INT] = cpu_view;
     t[TC_OP_SPLIT_WITH_SIZES] = cpu_split;
     t[TC_OP_SPLIT_TENSOR] = cpu_split;
     t[TC_OP_CAT] = cpu_cat;

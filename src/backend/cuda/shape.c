@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/kernels/shape.h"
 #include "core/dtype.h"
+#include "ops/shape_views.h"
 
 #include <string.h>
 
@@ -16,14 +17,6 @@ static tc_status relabel(const tc_cuda_call *c, tc_status s) {
     char msg[sizeof c->err->msg];
     snprintf(msg, sizeof msg, "%s", c->err ? c->err->msg : "launch failed");
     return tc_cuda_fail(c, s, "%s", msg);
-}
-
-static void strides_of(const tc_cuda_tensor *t, int64_t *st) {
-    int64_t s = 1;
-    for (int i = t->rank - 1; i >= 0; i--) {
-        st[i] = s;
-        s *= t->dims[i];
-    }
 }
 
 static tc_status gather(const tc_cuda_call *c, const tc_cuda_tensor *x, tc_cuda_tensor *y, int rank,
@@ -77,140 +70,16 @@ static tc_status cuda_to_copy(const tc_cuda_call *c) {
                                          c->stream, c->err));
 }
 
-static tc_status cuda_permute_like(const tc_cuda_call *c) {
+/* permute, t, transpose.int, expand, repeat, slice.Tensor, select.int: one strided gather */
+static tc_status cuda_view(const tc_cuda_call *c) {
     const tc_cuda_tensor *x = tc_cuda_in(c, 0);
     tc_cuda_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], perm[TC_MAX_RANK * 2], st[TC_MAX_RANK];
-    strides_of(x, xs);
-    int r = x->rank;
-    if (y->rank != r) return tc_cuda_fail(c, TC_ERR_SHAPE, "output rank %d differs from input rank %d", y->rank, r);
-    for (int i = 0; i < r; i++) perm[i] = i;
-    if (c->node->op == TC_OP_PERMUTE) {
-        int64_t n = tc_cuda_ints(c, 1, perm, TC_MAX_RANK * 2);
-        if (n != r) return tc_cuda_fail(c, TC_ERR_SHAPE, "%lld dims given for a rank-%d input", (long long)n, r);
-        for (int i = 0; i < r; i++) {
-            perm[i] = perm[i] < 0 ? perm[i] + r : perm[i];
-            if (perm[i] < 0 || perm[i] >= r) return tc_cuda_fail(c, TC_ERR_SHAPE, "dim %d of the permutation is out of range", i);
-        }
-    } else if (c->node->op == TC_OP_T) {
-        for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
-    } else if (r > 0) {
-        int64_t a = tc_cuda_int(c, 1), b = tc_cuda_int(c, 2);
-        a = a < 0 ? a + r : a, b = b < 0 ? b + r : b;
-        if (a < 0 || a >= r || b < 0 || b >= r) return tc_cuda_fail(c, TC_ERR_SHAPE, "transpose dims out of range");
-        perm[a] = b, perm[b] = a;
-    }
-    for (int i = 0; i < r; i++) st[i] = xs[perm[i]];
-    return gather(c, x, y, r, y->dims, st, 0);
-}
-
-static tc_status cuda_expand(const tc_cuda_call *c) {
-    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
-    tc_cuda_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], st[TC_MAX_RANK];
-    strides_of(x, xs);
-    int lead = y->rank - x->rank;
-    if (lead < 0) return tc_cuda_fail(c, TC_ERR_SHAPE, "cannot expand rank %d to rank %d", x->rank, y->rank);
-    for (int i = 0; i < y->rank; i++) {
-        if (i < lead) {
-            st[i] = 0;
-            continue;
-        }
-        int64_t xd = x->dims[i - lead];
-        if (xd == y->dims[i]) {
-            st[i] = xs[i - lead];
-        } else if (xd == 1) {
-            st[i] = 0;
-        } else {
-            return tc_cuda_fail(c, TC_ERR_SHAPE, "cannot expand size %lld to %lld at dim %d", (long long)xd,
-                                (long long)y->dims[i], i);
-        }
-    }
-    return gather(c, x, y, y->rank, y->dims, st, 0);
-}
-
-static tc_status cuda_repeat(const tc_cuda_call *c) {
-    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
-    tc_cuda_tensor *y = c->out[0];
-    int64_t xs[TC_MAX_RANK], rep[TC_MAX_RANK * 2];
-    int64_t dims[TC_CUDA_COPY_MAX_RANK], st[TC_CUDA_COPY_MAX_RANK];
-    strides_of(x, xs);
-    int64_t n = tc_cuda_ints(c, 1, rep, TC_MAX_RANK * 2);
-    int lead = (int)n - x->rank, r = 0;
-    if (n < x->rank || n > TC_MAX_RANK || y->rank != n)
-        return tc_cuda_fail(c, TC_ERR_SHAPE, "%lld repeats for a rank-%d input", (long long)n, x->rank);
-    int64_t total = 1;
-    for (int i = 0; i < n; i++) {
-        dims[r] = rep[i], st[r++] = 0;
-        dims[r] = i < lead ? 1 : x->dims[i - lead];
-        st[r++] = i < lead ? 0 : xs[i - lead];
-        if (rep[i] < 0 || rep[i] * dims[r - 1] != y->dims[i])
-            return tc_cuda_fail(c, TC_ERR_SHAPE, "repeat %lld of dim %d does not give the output size %lld",
-                                (long long)rep[i], i, (long long)y->dims[i]);
-        total *= y->dims[i];
-    }
-    if (total != y->numel) return tc_cuda_fail(c, TC_ERR_SHAPE, "repeat sizes disagree with the output");
-    return gather(c, x, y, r, dims, st, 0);
-}
-
-/* PyTorch's reading of slice bounds: negative from the end, clamped to [0, size]. */
-static int64_t clamp_bound(int64_t v, int64_t size) {
-    if (v < 0) v += size;
-    if (v < 0) v = 0;
-    if (v > size) v = size;
-    return v;
-}
-
-static tc_status cuda_slice(const tc_cuda_call *c) {
-    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
-    tc_cuda_tensor *y = c->out[0];
-    int d = (int)tc_cuda_int(c, 1);
-    d = d < 0 ? d + x->rank : d;
-    if (d < 0 || d >= x->rank || y->rank != x->rank)
-        return tc_cuda_fail(c, TC_ERR_SHAPE, "slice dim %d is out of range for rank %d", d, x->rank);
-    int64_t D = x->dims[d], step = tc_cuda_int(c, 4);
-    if (step < 1) return tc_cuda_fail(c, TC_ERR_INVALID_ARGUMENT, "slice step must be positive, got %lld", (long long)step);
-    int64_t s = tc_node_is_none(c->node, 2) ? 0 : clamp_bound(tc_cuda_int(c, 2), D);
-    int64_t e = tc_node_is_none(c->node, 3) ? D : clamp_bound(tc_cuda_int(c, 3), D);
-    int64_t len = e > s ? (e - s + step - 1) / step : 0;
-    if (len != y->dims[d])
-        return tc_cuda_fail(c, TC_ERR_SHAPE,
-                            "the slice [%lld:%lld:%lld] of dim %d (size %lld) has %lld elements, but shape inference "
-                            "assumed %lld for these input sizes",
-                            (long long)s, (long long)e, (long long)step, d, (long long)D, (long long)len,
-                            (long long)y->dims[d]);
-    int64_t xs[TC_MAX_RANK];
-    strides_of(x, xs);
-    int64_t base = s * xs[d];
-    xs[d] *= step;
-    return gather(c, x, y, y->rank, y->dims, xs, base);
-}
-
-static tc_status cuda_select(const tc_cuda_call *c) {
-    const tc_cuda_tensor *x = tc_cuda_in(c, 0);
-    tc_cuda_tensor *y = c->out[0];
-    int d = (int)tc_cuda_int(c, 1);
-    d = d < 0 ? d + x->rank : d;
-    if (d < 0 || d >= x->rank || y->rank != x->rank - 1)
-        return tc_cuda_fail(c, TC_ERR_SHAPE, "select dim %d is out of range for rank %d", d, x->rank);
-    int64_t D = x->dims[d], idx = tc_cuda_int(c, 2);
-    if (idx < -D || idx >= D)
-        return tc_cuda_fail(c, TC_ERR_SHAPE, "index %lld is out of range for dim %d of size %lld", (long long)idx, d,
-                            (long long)D);
-    if (idx < 0) idx += D;
-    int64_t xs[TC_MAX_RANK], st[TC_MAX_RANK];
-    strides_of(x, xs);
-    int r = 0;
-    for (int i = 0; i < x->rank; i++)
-        if (i != d) st[r++] = xs[i];
-    return gather(c, x, y, y->rank, y->dims, st, idx * xs[d]);
-}
-
-/* outer x (size along d) x inner view of a contiguous tensor */
-static void split_dims(const tc_cuda_tensor *t, int d, int64_t *outer, int64_t *inner) {
-    *outer = 1, *inner = 1;
-    for (int i = 0; i < d; i++) *outer *= t->dims[i];
-    for (int i = d + 1; i < t->rank; i++) *inner *= t->dims[i];
+    tc_gather_view v;
+    tc_error why = {0};
+    tc_status st = tc_shape_gather_view(c->g, c->node, c->symvals, x->rank, x->dims, y->rank, y->dims, &v, &why);
+    if (st != TC_OK) return tc_cuda_fail(c, st, "%s", why.msg);
+    if (v.rank > TC_CUDA_COPY_MAX_RANK) return tc_cuda_fail(c, TC_ERR_SHAPE, "a view of rank %d", v.rank);
+    return gather(c, x, y, v.rank, v.dims, v.strides, v.base);
 }
 
 static tc_status cuda_split(const tc_cuda_call *c) {
@@ -219,7 +88,7 @@ static tc_status cuda_split(const tc_cuda_call *c) {
     d = d < 0 ? d + x->rank : d;
     if (d < 0 || d >= x->rank) return tc_cuda_fail(c, TC_ERR_SHAPE, "split dim %d is out of range for rank %d", d, x->rank);
     int64_t outer, inner, D = x->dims[d], off = 0;
-    split_dims(x, d, &outer, &inner);
+    tc_shape_outer_inner(x->rank, x->dims, d, &outer, &inner);
     int n = c->node->n_outputs;
     for (int k = 0; k < n; k++) {
         if (c->out[k]->rank != x->rank) return tc_cuda_fail(c, TC_ERR_SHAPE, "output %d has rank %d", k, c->out[k]->rank);
@@ -246,7 +115,7 @@ static tc_status cuda_cat(const tc_cuda_call *c) {
     d = d < 0 ? d + y->rank : d;
     if (d < 0 || d >= y->rank) return tc_cuda_fail(c, TC_ERR_SHAPE, "cat dim %d is out of range for rank %d", d, y->rank);
     int64_t outer, inner, total = 0;
-    split_dims(y, d, &outer, &inner);
+    tc_shape_outer_inner(y->rank, y->dims, d, &outer, &inner);
     for (int64_t k = 0; k < n; k++) {
         const tc_cuda_tensor *x = tc_cuda_in_list(c, 0, k);
         if (!x || x->numel == 0) continue; /* empty pieces add nothing, whatever their shape */
@@ -285,13 +154,13 @@ void tc_cuda_register_shape(tc_cuda_kernel *t) {
                                      TC_OP_FLATTEN_USING_INTS};
     for (size_t i = 0; i < sizeof same_order / sizeof same_order[0]; i++) t[same_order[i]] = cuda_same_order;
     t[TC_OP_TO_COPY] = cuda_to_copy;
-    t[TC_OP_PERMUTE] = cuda_permute_like;
-    t[TC_OP_T] = cuda_permute_like;
-    t[TC_OP_TRANSPOSE_INT] = cuda_permute_like;
-    t[TC_OP_EXPAND] = cuda_expand;
-    t[TC_OP_REPEAT] = cuda_repeat;
-    t[TC_OP_SLICE_TENSOR] = cuda_slice;
-    t[TC_OP_SELECT_INT] = cuda_select;
+    t[TC_OP_PERMUTE] = cuda_view;
+    t[TC_OP_T] = cuda_view;
+    t[TC_OP_TRANSPOSE_INT] = cuda_view;
+    t[TC_OP_EXPAND] = cuda_view;
+    t[TC_OP_REPEAT] = cuda_view;
+    t[TC_OP_SLICE_TENSOR] = cuda_view;
+    t[TC_OP_SELECT_INT] = cuda_view;
     t[TC_OP_SPLIT_WITH_SIZES] = cuda_split;
     t[TC_OP_SPLIT_TENSOR] = cuda_split;
     t[TC_OP_CAT] = cuda_cat;
