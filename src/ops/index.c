@@ -1,6 +1,7 @@
 /* Shape and dtype inference for the indexing ops (embedding, index_select, gather, index.Tensor)
  * and the creation ops (full, full_like, empty_permuted, scalar_tensor, arange). */
 #include "ops/op.h"
+#include "ops/index_params.h"
 #include "core/dtype.h"
 
 #include <math.h>
@@ -320,4 +321,28 @@ tc_status tc_infer_arange(tc_infer_ctx *c) {
     }
     tc_infer_set(c, 0, dt, 1, &len);
     return TC_OK;
+}
+
+/* ---- shared by the backends' fill and arange kernels (index_params.h) ----------------------- */
+
+void tc_scalar_to_elem(const tc_arg *s, tc_dtype dt, void *elem) {
+    if (s->kind == TC_ARG_FLOAT) tc_store_f64(elem, dt, 0, s->u.f);
+    else tc_store_i64(elem, dt, 0, s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : s->u.i);
+}
+
+double tc_arange_arg(const tc_graph *g, const tc_node *n, const int64_t *symvals, int pos, double dflt, bool *is_int,
+                     int64_t *iv) {
+    if (pos < 0) {
+        *iv = (int64_t)dflt, *is_int = true;
+        return dflt;
+    }
+    const tc_arg *s = tc_node_arg_at(n, pos);
+    if (s->kind == TC_ARG_FLOAT) {
+        *is_int = false;
+        *iv = 0;
+        return s->u.f;
+    }
+    *is_int = true;
+    *iv = s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : tc_node_int_eval(g, n, pos, symvals);
+    return (double)*iv;
 }

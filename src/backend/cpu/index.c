@@ -3,6 +3,7 @@
  * checked before anything is copied, so a bad index is an error and never a stray read. */
 #include "backend/cpu/cpu.h"
 #include "core/dtype.h"
+#include "ops/index_params.h"
 #include "core/parallel.h"
 
 #include <string.h>
@@ -255,35 +256,13 @@ static void fill_bytes(void *dst, const void *elem, size_t esize, int64_t n) {
     }
 }
 
-static void scalar_to_elem(const tc_arg *s, tc_dtype dt, void *elem) {
-    if (s->kind == TC_ARG_FLOAT) tc_store_f64(elem, dt, 0, s->u.f);
-    else tc_store_i64(elem, dt, 0, s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : s->u.i);
-}
-
 static tc_status cpu_fill(const tc_cpu_call *c) {
     tc_cpu_tensor *y = c->out[0];
     int pos = c->node->op == TC_OP_SCALAR_TENSOR ? 0 : 1;
     uint64_t elem[2] = {0, 0};
-    if (c->node->op != TC_OP_EMPTY_PERMUTED) scalar_to_elem(tc_node_arg_at(c->node, pos), y->dtype, elem);
+    if (c->node->op != TC_OP_EMPTY_PERMUTED) tc_scalar_to_elem(tc_node_arg_at(c->node, pos), y->dtype, elem);
     fill_bytes(y->data, elem, esize_of(y), y->numel);
     return TC_OK;
-}
-
-/* A Scalar argument of arange, with symbolic ints evaluated for this run. */
-static double arange_arg(const tc_cpu_call *c, int pos, double dflt, bool *is_int, int64_t *iv) {
-    if (pos < 0) {
-        *iv = (int64_t)dflt, *is_int = true;
-        return dflt;
-    }
-    const tc_arg *s = tc_node_arg_at(c->node, pos);
-    if (s->kind == TC_ARG_FLOAT) {
-        *is_int = false;
-        *iv = 0;
-        return s->u.f;
-    }
-    *is_int = true;
-    *iv = s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : tc_cpu_int(c, pos);
-    return (double)*iv;
 }
 
 static tc_status cpu_arange(const tc_cpu_call *c) {
@@ -292,7 +271,8 @@ static tc_status cpu_arange(const tc_cpu_call *c) {
     int ps = op == TC_OP_ARANGE ? -1 : 0, pst = op == TC_OP_ARANGE_START_STEP ? 2 : -1;
     bool s_int, st_int;
     int64_t s_i, st_i;
-    double s = arange_arg(c, ps, 0, &s_int, &s_i), st = arange_arg(c, pst, 1, &st_int, &st_i);
+    double s = tc_arange_arg(c->g, c->node, c->symvals, ps, 0, &s_int, &s_i),
+           st = tc_arange_arg(c->g, c->node, c->symvals, pst, 1, &st_int, &st_i);
     int64_t n = y->numel;
     /* PyTorch accumulates in int64 for integer results (from truncated arguments), in double for
      * f32/f64 and in f32 for f16/bf16 */

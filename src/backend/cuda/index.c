@@ -6,6 +6,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/kernels/index.h"
 #include "core/dtype.h"
+#include "ops/index_params.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -186,35 +187,13 @@ static tc_status cuda_index_tensor(const tc_cuda_call *c) {
 
 /* --- creation -------------------------------------------------------------------------------- */
 
-static void scalar_to_elem(const tc_arg *s, tc_dtype dt, void *elem) {
-    if (s->kind == TC_ARG_FLOAT) tc_store_f64(elem, dt, 0, s->u.f);
-    else tc_store_i64(elem, dt, 0, s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : s->u.i);
-}
-
 static tc_status cuda_fill(const tc_cuda_call *c) {
     tc_cuda_tensor *y = c->out[0];
     int pos = c->node->op == TC_OP_SCALAR_TENSOR ? 0 : 1;
     uint64_t elem[2] = {0, 0};
     /* empty_permuted gives zeros, as the CPU does: deterministic, and a memset */
-    if (c->node->op != TC_OP_EMPTY_PERMUTED) scalar_to_elem(tc_node_arg_at(c->node, pos), y->dtype, elem);
+    if (c->node->op != TC_OP_EMPTY_PERMUTED) tc_scalar_to_elem(tc_node_arg_at(c->node, pos), y->dtype, elem);
     return relabel(c, tc_cuda_fill(y->data, esize_of(y), elem, y->numel, c->stream, c->err));
-}
-
-/* A Scalar argument of arange, with symbolic ints evaluated for this run. */
-static double arange_arg(const tc_cuda_call *c, int pos, double dflt, bool *is_int, int64_t *iv) {
-    if (pos < 0) {
-        *iv = (int64_t)dflt, *is_int = true;
-        return dflt;
-    }
-    const tc_arg *s = tc_node_arg_at(c->node, pos);
-    if (s->kind == TC_ARG_FLOAT) {
-        *is_int = false;
-        *iv = 0;
-        return s->u.f;
-    }
-    *is_int = true;
-    *iv = s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : tc_cuda_int(c, pos);
-    return (double)*iv;
 }
 
 static tc_status cuda_arange(const tc_cuda_call *c) {
@@ -223,7 +202,8 @@ static tc_status cuda_arange(const tc_cuda_call *c) {
     int ps = op == TC_OP_ARANGE ? -1 : 0, pst = op == TC_OP_ARANGE_START_STEP ? 2 : -1;
     bool s_int, st_int;
     int64_t s_i, st_i;
-    double s = arange_arg(c, ps, 0, &s_int, &s_i), st = arange_arg(c, pst, 1, &st_int, &st_i);
+    double s = tc_arange_arg(c->g, c->node, c->symvals, ps, 0, &s_int, &s_i),
+           st = tc_arange_arg(c->g, c->node, c->symvals, pst, 1, &st_int, &st_i);
     if (!tc_dtype_is_int(y->dtype) && y->dtype != TC_F16 && y->dtype != TC_BF16 && y->dtype != TC_F32 &&
         y->dtype != TC_F64)
         return tc_cuda_fail(c, TC_ERR_DTYPE, "arange does not produce %s tensors", tc_dtype_name(y->dtype));
