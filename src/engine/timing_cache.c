@@ -176,6 +176,15 @@ tc_status tc_engine_export_timing_cache(const tc_engine_t *engine, const char *p
     tc_wbuf w = {0};
     st = target_here(engine, &here, &err);
     if (st == TC_OK) st = tc_cuda_choices_snapshot(tc_engine_cuda(engine), true, &recs, &n, &err);
+    uint32_t kept = 0; /* plan choices only: generated code stays in engine files */
+    for (uint32_t i = 0; st == TC_OK && i < n; i++) {
+        if (recs[i].kind == TC_RECORD_NVRTC_CUBIN) {
+            free((void *)recs[i].data);
+            continue;
+        }
+        recs[kept++] = recs[i];
+    }
+    if (st == TC_OK) n = kept;
     if (st == TC_OK) st = tc_timing_cache_encode(&here, recs, n, &w, &err);
     tc_cuda_choices_snapshot_free(recs, n);
     if (st == TC_OK) st = tc_write_file_atomic(path, w.data, w.size, &err);

@@ -399,10 +399,15 @@ static tc_status choose_plan(conv_bufs *t, conv_plan *p) {
     int want = tc_cuda_capturing(c) || !tc_tactic_can_time(c->stream) ? 1 : tc_tactic_candidates();
     int relaxed = 0;
     if (s->x_nhwc || s->y_nhwc) {
-        /* channels-last activations: an NHWC plan, which needs no transposes, unless none exists */
-        tc_status st = make_plan(c, s, p, want, 1, -1, &relaxed);
-        if (st == TC_ERR_OUT_OF_MEMORY) return st;
-        if (st != TC_OK) TC_TRY(make_plan(c, s, p, want, 0, -1, &relaxed));
+        /* channels-last activations: an NHWC plan, which needs no transposes, unless none exists;
+         * reduced-precision engines only when no exact one runs in either layout */
+        static const int order[4][2] = {{1, 0}, {0, 0}, {1, 1}, {0, 1}}; /* layout, relaxed */
+        tc_status st = TC_ERR_UNSUPPORTED;
+        for (int i = 0; i < 4 && st != TC_OK; i++) {
+            st = make_plan(c, s, p, want, order[i][0], order[i][1], &relaxed);
+            if (st == TC_ERR_OUT_OF_MEMORY) return st;
+        }
+        if (st != TC_OK) return st;
         if (want <= 1) return TC_OK;
         tc_tactic_info info;
         return tune_engines(t, p, &info);

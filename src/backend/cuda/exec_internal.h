@@ -117,7 +117,8 @@ struct tc_cuda_engine {
     int n_ew;
     tc_cuda_ew_step *ew;
     pthread_mutex_t ew_lock;
-    _Atomic bool ew_loaded; /* set (release) once ew_lib and every ew[i].kernel are in place */
+    _Atomic bool ew_loaded; /* set (release) once ew_lib and every ew[i].kernel are in place, or ew_failed */
+    bool ew_failed;         /* NVRTC or the load failed: the chains run node by node (fuse_ew.c) */
     cudaLibrary_t ew_lib;
     /* plan choices (records.c), shared by the contexts */
     bool records;           /* TENSORC_PLAN_RECORDS (default on) */
@@ -215,6 +216,7 @@ void *tc_cuda_choice_find_engine(tc_cuda_engine *e, uint32_t kind, const void *k
                                  int node);
 void tc_cuda_choice_store_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len, const char *desc,
                                  const void *data, size_t len, bool replace, int node);
+void tc_cuda_choice_drop_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len);
 
 /* Grows a device buffer of x to at least need bytes (draining x's stream before freeing the old
  * one); every reallocation makes the captured graphs stale. Only outside capture. */

@@ -43,6 +43,11 @@ bool tc_cuda_ew_node_ok(const tc_node *n) {
     if (n->n_outputs != 1 || !ew_dtype(n->outputs[0]->dtype)) return false;
     for (int k = 0; k < n->n_inputs; k++)
         if (n->inputs[k] && n->inputs[k]->dtype != n->outputs[0]->dtype) return false;
+    /* scalars are baked into the source: a symbolic one would change with the input sizes */
+    for (int i = 0; i < n->n_args; i++) {
+        const tc_arg *a = tc_node_arg_at(n, i);
+        if (a->kind == TC_ARG_INT && TC_DIM_IS_SYM(a->u.i)) return false;
+    }
     return true;
 }
 
@@ -137,6 +142,9 @@ static const char *PRELUDE =
     "static __device__ __forceinline__ float tc_rh(float f) {\n"
     "    float r; tc_u16 h = tc_f2h(f); asm(\"{ cvt.f32.f16 %0, %1; }\" : \"=f\"(r) : \"h\"(h)); return r; }\n"
     "static __device__ __forceinline__ float tc_rb(float f) { return __uint_as_float(((unsigned)tc_f2b(f)) << 16); }\n"
+    "/* f32: an add that is never merged into a multiply-add, so that no product of one node fuses\n"
+    " * with an addition of the next (each node's kernel rounds its result on its own) */\n"
+    "static __device__ __forceinline__ float tc_rf(float f) { return __fadd_rn(f, -0.0f); }\n"
     "static __device__ __forceinline__ float tc_max(float a, float b) { return (a != a || a > b) ? a : b; }\n"
     "static __device__ __forceinline__ float tc_min(float a, float b) { return (a != a || a < b) ? a : b; }\n";
 
@@ -221,7 +229,7 @@ static bool node_expr(sbuf *b, const tc_cuda_ew_step *es, const tc_node *m, int 
         put(b, "%s(%s, __fmul_rn(%s, %s))", add ? "__fadd_rn" : "__fsub_rn", x, fconst(alpha, c0), y);
         return true;
     }
-    case TC_OP_MUL_TENSOR: case TC_OP_MUL_SCALAR: put(b, "(%s * %s)", x, y); return true;
+    case TC_OP_MUL_TENSOR: case TC_OP_MUL_SCALAR: put(b, "__fmul_rn(%s, %s)", x, y); return true;
     case TC_OP_DIV_TENSOR: case TC_OP_DIV_SCALAR: put(b, "(%s / %s)", x, y); return true;
     case TC_OP_MAXIMUM: put(b, "tc_max(%s, %s)", x, y); return true;
     case TC_OP_MINIMUM: put(b, "tc_min(%s, %s)", x, y); return true;
@@ -240,7 +248,7 @@ tc_status tc_cuda_ew_source(const tc_cuda_engine *e, char **src, size_t *len, tc
         const tc_cuda_ew_step *es = &e->ew[s->ew];
         const char *st = es->dtype == TC_F32 ? "float" : "tc_u16";
         const char *ld = es->dtype == TC_F32 ? "tc_ld" : es->dtype == TC_F16 ? "tc_ldh" : "tc_ldb";
-        const char *rnd = es->dtype == TC_F32 ? "" : es->dtype == TC_F16 ? "tc_rh" : "tc_rb";
+        const char *rnd = es->dtype == TC_F32 ? "tc_rf" : es->dtype == TC_F16 ? "tc_rh" : "tc_rb";
         const char *cvt = es->dtype == TC_F32 ? "" : es->dtype == TC_F16 ? "tc_f2h" : "tc_f2b";
         put(&b, "\nextern \"C\" __global__ void tc_ew_%d(long long n, %s *__restrict__ out", s->ew, st);
         for (int j = 0; j < es->n_in; j++)
@@ -303,7 +311,7 @@ tc_status tc_cuda_nvrtc_compile(const char *src, int cc_major, int cc_minor, voi
             if (full && nvrtcGetProgramLog(prog, full) == NVRTC_SUCCESS) snprintf(log, sizeof log, "%s", full);
             free(full);
         }
-        st = tc_errorf(err, TC_ERR_CUDA, "NVRTC could not compile the generated kernels for %s (%s): %s", arch + 21,
+        st = tc_errorf(err, TC_ERR_CUDA, "NVRTC could not compile the generated kernels for %s (%s): %s", arch + 19,
                        nvrtcGetErrorString(r), log);
     }
     size_t n = 0;
@@ -350,6 +358,17 @@ static tc_status ew_load(tc_cuda_engine *e, tc_error *err) {
         (void)cudaGetLastError();
         lib = NULL; /* a damaged or foreign cubin: compile again */
     }
+    for (int i = 0; lib && i < e->n_ew; i++) { /* a stored cubin must hold every kernel */
+        char name[32];
+        snprintf(name, sizeof name, "tc_ew_%d", i);
+        if (cudaLibraryGetKernel(&e->ew[i].kernel, lib, name) != cudaSuccess) {
+            (void)cudaGetLastError();
+            (void)cudaLibraryUnload(lib);
+            lib = NULL;
+        }
+    }
+    /* (the table's lock nests inside ew_lock, never the other way round) */
+    if (bin && !lib) tc_cuda_choice_drop_engine(e, TC_RECORD_NVRTC_CUBIN, key, sizeof key);
     if (!lib) {
         free(bin);
         bin = NULL;
@@ -379,12 +398,45 @@ static tc_status ew_load(tc_cuda_engine *e, tc_error *err) {
     }
     if (st == TC_OK) {
         e->ew_lib = lib;
-        atomic_store_explicit(&e->ew_loaded, true, memory_order_release);
-    } else if (lib) {
-        (void)cudaLibraryUnload(lib);
+    } else {
+        if (lib) (void)cudaLibraryUnload(lib);
+        /* the chains run node by node from now on; say so once */
+        fprintf(stderr, "tensorc: the generated elementwise kernels are not used (%s); their chains run node by "
+                        "node\n", err->msg);
+        e->ew_failed = true;
+        st = TC_OK;
     }
+    atomic_store_explicit(&e->ew_loaded, true, memory_order_release);
 done:
     pthread_mutex_unlock(&e->ew_lock);
+    return st;
+}
+
+/* The chain's nodes one by one with their own kernels, intermediates in scratch slots 2 and 3
+ * (elementwise and activation kernels use no scratch of their own): when the generated kernels
+ * could not be compiled or loaded. */
+static tc_status run_nodes(tc_cuda_exec *x, const tc_cuda_step *s, tc_error *err) {
+    const tc_graph *g = x->g;
+    const tc_node *last = g->nodes.items[s->last];
+    const tc_cuda_tensor *y = &x->vals[last->outputs[0]->id];
+    size_t bytes = (size_t)y->numel * tc_dtype_size(y->dtype);
+    tc_status st = TC_OK;
+    for (int k = 0; st == TC_OK && k < s->count; k++) {
+        tc_node *m = g->nodes.items[x->e->step_nodes[s->first + k]];
+        tc_cuda_tensor *out = &x->vals[m->outputs[0]->id];
+        tc_cuda_call call = {g, m, x->in_ptrs, x->out_ptrs, x->symvals, x, x->stream, err, NULL};
+        if (k + 1 < s->count) {
+            out->data = tc_cuda_scratch(&call, 2 + k % 2, bytes ? bytes : 1);
+            if (!out->data) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "no scratch memory for a chain value");
+        }
+        for (int i = 0; i < m->n_inputs; i++) x->in_ptrs[i] = m->inputs[i] ? &x->vals[m->inputs[i]->id] : NULL;
+        x->out_ptrs[0] = out;
+        st = tc_cuda_kernel_for(m->op)(&call);
+    }
+    for (int k = 0; k + 1 < s->count; k++) { /* no memory of their own outside this step */
+        const tc_node *m = g->nodes.items[x->e->step_nodes[s->first + k]];
+        x->vals[m->outputs[0]->id].data = NULL;
+    }
     return st;
 }
 
@@ -401,6 +453,7 @@ tc_status tc_cuda_ew_run(tc_cuda_exec *x, const tc_cuda_step *s, tc_error *err) 
             return tc_errorf(err, TC_ERR_INTERNAL, "the generated kernels were not loaded before graph capture");
         TC_TRY(ew_load(e, err));
     }
+    if (e->ew_failed) return run_nodes(x, s, err);
     const tc_cuda_ew_step *es = &e->ew[s->ew];
     const tc_node *last = x->g->nodes.items[s->last];
     const tc_cuda_tensor *y = &x->vals[last->outputs[0]->id];

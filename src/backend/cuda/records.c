@@ -124,7 +124,10 @@ void tc_cuda_choice_store_engine(tc_cuda_engine *e, uint32_t kind, const void *k
 }
 
 void tc_cuda_choice_drop(const tc_cuda_call *c, uint32_t kind, const void *key, size_t key_len) {
-    tc_cuda_engine *e = c->exec->e;
+    tc_cuda_choice_drop_engine(c->exec->e, kind, key, key_len);
+}
+
+void tc_cuda_choice_drop_engine(tc_cuda_engine *e, uint32_t kind, const void *key, size_t key_len) {
     pthread_mutex_lock(&e->choice_lock);
     tc_cuda_choice *ch = lookup(e, kind, key, key_len);
     if (ch) {
@@ -314,6 +317,8 @@ tc_status tc_cuda_read_records(tc_cuda_engine *e, const tc_step_record *r, uint3
     tc_status st = TC_OK;
     for (uint32_t i = 0; st == TC_OK && i < n; i++) {
         if (!known_kind(r[i].kind)) continue; /* a kind this build does not make: its steps choose again */
+        /* a timing cache holds plan choices, never code: a cubin in one is ignored */
+        if (from_cache && r[i].kind == TC_RECORD_NVRTC_CUBIN) continue;
         const unsigned char *p = r[i].data;
         uint64_t size = r[i].size;
         uint32_t kl = get_u32(p), dl = get_u32(p + 4);
