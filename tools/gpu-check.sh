@@ -7,7 +7,8 @@
 #   bash tools/gpu-check.sh [LOG_DIR]
 # Environment: GPU_CHECK_BUDGET (seconds), GPU_CHECK_JOBS (test files run at once, default 1),
 # GPU_CHECK_FILES (space-separated test files instead of all), XDIST_WORKERS (when pytest-xdist is
-# installed, workers per file; default 4), BUILD_DIR (default build-gpu).
+# installed, workers per file; default 4), BUILD_DIR (default build-gpu), GPU_CHECK_SWITCHES (0: skip the
+# last stage, the GPU model tests with the switched-off lowerings turned on).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -126,5 +127,17 @@ EOF
 grep -hE "^(FAILED|ERROR) " "$LOG"/pytest/*.log >"$LOG/failures.txt" 2>/dev/null
 note "failures: $(wc -l <"$LOG/failures.txt") line(s) in failures.txt; first ones:"
 head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
+
+# ---- the switched lowerings on whole models ------------------------------------------------------
+# TENSORC_CUDA_NHWC=1 and TENSORC_CUDA_NVRTC=1 are off by default until they have run on a GPU: the
+# GPU model tests once more with both on (GPU_CHECK_SWITCHES=0 skips this), when time is left.
+if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
+  t=$(date +%s)
+  TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 timeout "$(left)" $PY -m pytest -q -ra -p no:cacheprovider \
+    tests/python/test_cuda_models.py tests/python/test_cuda_layout.py >"$LOG/pytest/switched_models.log" 2>&1
+  rc=$?
+  note "model and layout tests with TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
+  grep -hE "^(FAILED|ERROR) " "$LOG/pytest/switched_models.log" | head -n 10 | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
+fi
 note "== done in $(elapsed "$START")"
 exit 0
