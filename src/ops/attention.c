@@ -2,9 +2,12 @@
  * value [..., S, Ev] give [..., L, Ev]; batch dims broadcast, and with enable_gqa the key/value
  * heads (dim -3) are shared by groups of query heads. Inference only: dropout must be 0. */
 #include "ops/op.h"
+#include "ops/attention_params.h"
 #include "core/dtype.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <math.h>
 
 static int dims_agree(tc_dim a, tc_dim b) {
     if (a == b) return 1;
@@ -92,5 +95,92 @@ tc_status tc_infer_attention_sdpa(tc_infer_ctx *c) {
         return tc_infer_fail(c, TC_ERR_INVALID_ARGUMENT, "scale is NaN");
     ob[rb] = L, ob[rb + 1] = Ev;
     tc_infer_set(c, 0, q->dtype, rb + 2, ob);
+    return TC_OK;
+}
+
+/* ---- shared by the backends' attention kernels (attention_params.h) ------------------------- */
+
+static void strides_of(tc_shape_ref t, int64_t *s) {
+    int64_t acc = 1;
+    for (int i = t.rank - 1; i >= 0; i--) {
+        s[i] = acc;
+        acc *= t.dims[i];
+    }
+}
+
+/* Per-batch-dim strides of a contiguous tensor whose leading rank-2 dims align right with the
+ * output batch dims; a size-1 (broadcast) dim gets stride 0. */
+static void batch_strides(tc_shape_ref t, int rb, int64_t *st) {
+    int64_t s[TC_MAX_RANK];
+    strides_of(t, s);
+    int tb = t.rank - 2;
+    for (int i = 0; i < rb; i++) {
+        int ti = tb - rb + i;
+        st[i] = ti >= 0 && t.dims[ti] != 1 ? s[ti] : 0;
+    }
+}
+
+tc_status tc_sdpa_geometry(const tc_node *n, tc_shape_ref q, tc_shape_ref k, tc_shape_ref v, tc_shape_ref y,
+                           const tc_shape_ref *mask, tc_sdpa_geom *g, tc_error *err) {
+    memset(g, 0, sizeof *g);
+    if (q.rank < 2 || k.rank < 2 || v.rank < 2 || y.rank < 2)
+        return tc_errorf(err, TC_ERR_SHAPE, "query, key and value need rank >= 2");
+    g->L = q.dims[q.rank - 2], g->E = q.dims[q.rank - 1];
+    g->S = k.dims[k.rank - 2], g->Ev = v.dims[v.rank - 1];
+    if (k.dims[k.rank - 1] != g->E || v.dims[v.rank - 2] != g->S)
+        return tc_errorf(err, TC_ERR_SHAPE, "query/key embedding (%lld vs %lld) or key/value length (%lld vs %lld) differ",
+                         (long long)g->E, (long long)k.dims[k.rank - 1], (long long)g->S, (long long)v.dims[v.rank - 2]);
+    if (y.dims[y.rank - 2] != g->L || y.dims[y.rank - 1] != g->Ev)
+        return tc_errorf(err, TC_ERR_SHAPE, "the output is not [..., L, Ev]");
+    g->rb = y.rank - 2;
+    for (int d = 0; d < g->rb; d++) g->ob[d] = y.dims[d];
+    batch_strides(q, g->rb, g->qs);
+    batch_strides(k, g->rb, g->ks);
+    batch_strides(v, g->rb, g->vs);
+    g->k_rep = g->v_rep = 1;
+    if (tc_node_bool(n, 7) && g->rb >= 1 && q.rank >= 3 && k.rank >= 3 && v.rank >= 3) {
+        int64_t hq = q.dims[q.rank - 3], hk = k.dims[k.rank - 3], hv = v.dims[v.rank - 3];
+        if (hk == 0 || hv == 0 || hq % hk || hq % hv)
+            return tc_errorf(err, TC_ERR_SHAPE, "enable_gqa: %lld query heads are not a multiple of %lld key / %lld "
+                             "value heads", (long long)hq, (long long)hk, (long long)hv);
+        int64_t s[TC_MAX_RANK];
+        strides_of(k, s);
+        g->k_rep = hq / hk, g->ks[g->rb - 1] = s[k.rank - 3];
+        strides_of(v, s);
+        g->v_rep = hq / hv, g->vs[g->rb - 1] = s[v.rank - 3];
+        if ((g->k_rep > 1 || g->v_rep > 1) && g->ob[g->rb - 1] != hq)
+            return tc_errorf(err, TC_ERR_SHAPE, "enable_gqa: the output has %lld heads, the query %lld",
+                             (long long)g->ob[g->rb - 1], (long long)hq);
+    }
+    /* every batch dim of each operand must be 1 or the output's (checked at inference unless symbolic) */
+    const tc_shape_ref ops[3] = {q, k, v};
+    for (int t = 0; t < 3; t++)
+        for (int d = 0; d < g->rb && d < ops[t].rank - 2; d++) {
+            int64_t td = ops[t].dims[ops[t].rank - 3 - d], od = g->ob[g->rb - 1 - d];
+            bool gqa_head = d == 0 && t > 0 && (t == 1 ? g->k_rep : g->v_rep) > 1;
+            if (td != 1 && td != od && !gqa_head)
+                return tc_errorf(err, TC_ERR_SHAPE, "batch dim %d of %s is %lld, the output's is %lld", g->rb - 1 - d,
+                                 t == 0 ? "query" : t == 1 ? "key" : "value", (long long)td, (long long)od);
+        }
+    g->causal = tc_node_bool(n, 5);
+    g->scale = tc_node_is_none(n, 6) ? 1.0f / sqrtf((float)g->E) : (float)tc_node_float(n, 6);
+    if (mask) {
+        if (mask->rank > g->rb + 2)
+            return tc_errorf(err, TC_ERR_SHAPE, "attn_mask has rank %d, the scores %d", mask->rank, g->rb + 2);
+        int64_t s[TC_MAX_RANK], full[TC_MAX_RANK], ms[TC_MAX_RANK] = {0};
+        strides_of(*mask, s);
+        int mr = mask->rank;
+        for (int d = 0; d < g->rb; d++) full[d] = g->ob[d];
+        full[g->rb] = g->L, full[g->rb + 1] = g->S;
+        for (int i = 0; i < mr; i++) {
+            int fi = g->rb + 2 - mr + i;
+            if (mask->dims[i] != 1 && mask->dims[i] != full[fi])
+                return tc_errorf(err, TC_ERR_SHAPE, "attn_mask dim %d is %lld, the scores' is %lld", i,
+                                 (long long)mask->dims[i], (long long)full[fi]);
+            ms[fi] = mask->dims[i] != 1 ? s[i] : 0;
+        }
+        for (int d = 0; d < g->rb; d++) g->ms[d] = ms[d];
+        g->mask_ls = ms[g->rb], g->mask_ss = ms[g->rb + 1];
+    }
     return TC_OK;
 }

@@ -6,6 +6,7 @@
 #include "backend/cpu/vecmath.h"
 #include "backend/cpu/gemm.h"
 #include "core/dtype.h"
+#include "ops/attention_params.h"
 #include "core/parallel.h"
 
 #include <math.h>
@@ -31,18 +32,6 @@ typedef struct {
     int64_t ntiles;
     atomic_int failed;
 } sdpa_job;
-
-/* Per-batch-dim strides of a contiguous tensor whose leading rank-2 dims align right with the
- * output batch dims; a size-1 (broadcast) dim gets stride 0. */
-static void batch_strides(const tc_cpu_tensor *t, int rb, int tail, int64_t *st) {
-    int64_t s[TC_MAX_RANK];
-    tc_cpu_strides(t, s);
-    int tb = t->rank - tail;
-    for (int i = 0; i < rb; i++) {
-        int ti = tb - rb + i;
-        st[i] = ti >= 0 && t->dims[ti] != 1 ? s[ti] : 0;
-    }
-}
 
 static void sdpa_chunk(void *ctx, int64_t b, int64_t e) {
     sdpa_job *j = ctx;
@@ -97,59 +86,22 @@ static tc_status cpu_sdpa(const tc_cpu_call *c) {
     tc_cpu_tensor *y = c->out[0];
     if (q->dtype == TC_F64) return tc_cpu_fail(c, TC_ERR_DTYPE, "f64 is not supported by the cpu attention kernel");
     sdpa_job j = {0};
-    j.L = q->dims[q->rank - 2], j.E = q->dims[q->rank - 1];
-    j.S = k->dims[k->rank - 2], j.Ev = v->dims[v->rank - 1];
-    if (k->dims[k->rank - 1] != j.E || v->dims[v->rank - 2] != j.S)
-        return tc_cpu_fail(c, TC_ERR_SHAPE, "query/key embedding (%lld vs %lld) or key/value length (%lld vs %lld) differ",
-                           (long long)j.E, (long long)k->dims[k->rank - 1], (long long)j.S,
-                           (long long)v->dims[v->rank - 2]);
-    j.rb = y->rank - 2;
-    for (int d = 0; d < j.rb; d++) j.ob[d] = y->dims[d];
-    batch_strides(q, j.rb, 2, j.qs);
-    batch_strides(k, j.rb, 2, j.ks);
-    batch_strides(v, j.rb, 2, j.vs);
-    j.k_rep = j.v_rep = 1;
-    if (tc_node_bool(c->node, 7) && j.rb >= 1 && q->rank >= 3 && k->rank >= 3 && v->rank >= 3) {
-        int64_t hq = q->dims[q->rank - 3], hk = k->dims[k->rank - 3], hv = v->dims[v->rank - 3];
-        if (hk == 0 || hv == 0 || hq % hk || hq % hv)
-            return tc_cpu_fail(c, TC_ERR_SHAPE, "enable_gqa: %lld query heads are not a multiple of %lld key / %lld "
-                               "value heads",
-                               (long long)hq, (long long)hk, (long long)hv);
-        int64_t s[TC_MAX_RANK];
-        tc_cpu_strides(k, s);
-        j.k_rep = hq / hk, j.ks[j.rb - 1] = s[k->rank - 3];
-        tc_cpu_strides(v, s);
-        j.v_rep = hq / hv, j.vs[j.rb - 1] = s[v->rank - 3];
-    }
-    /* every batch dim of each operand must be 1 or the output's (checked at inference unless symbolic) */
-    const tc_cpu_tensor *ops[3] = {q, k, v};
-    for (int t = 0; t < 3; t++)
-        for (int d = 0; d < j.rb && d < ops[t]->rank - 2; d++) {
-            int64_t td = ops[t]->dims[ops[t]->rank - 3 - d], od = j.ob[j.rb - 1 - d];
-            bool gqa_head = d == 0 && t > 0 && (t == 1 ? j.k_rep : j.v_rep) > 1;
-            if (td != 1 && td != od && !gqa_head)
-                return tc_cpu_fail(c, TC_ERR_SHAPE, "batch dim %d of %s is %lld, the output's is %lld", j.rb - 1 - d,
-                                   t == 0 ? "query" : t == 1 ? "key" : "value", (long long)td, (long long)od);
-        }
-    j.causal = tc_node_bool(c->node, 5);
-    j.scale = tc_node_is_none(c->node, 6) ? 1.0f / sqrtf((float)j.E) : (float)tc_node_float(c->node, 6);
+    tc_sdpa_geom geo;
+    tc_error why = {0};
+    tc_shape_ref mref = mask ? (tc_shape_ref){mask->rank, mask->dims} : (tc_shape_ref){0, NULL};
+    tc_status st = tc_sdpa_geometry(c->node, (tc_shape_ref){q->rank, q->dims}, (tc_shape_ref){k->rank, k->dims},
+                                    (tc_shape_ref){v->rank, v->dims}, (tc_shape_ref){y->rank, y->dims},
+                                    mask ? &mref : NULL, &geo, &why);
+    if (st != TC_OK) return tc_cpu_fail(c, st, "%s", why.msg);
+    j.L = geo.L, j.S = geo.S, j.E = geo.E, j.Ev = geo.Ev, j.rb = geo.rb;
+    memcpy(j.ob, geo.ob, sizeof j.ob);
+    memcpy(j.qs, geo.qs, sizeof j.qs);
+    memcpy(j.ks, geo.ks, sizeof j.ks);
+    memcpy(j.vs, geo.vs, sizeof j.vs);
+    memcpy(j.ms, geo.ms, sizeof j.ms);
+    j.k_rep = geo.k_rep, j.v_rep = geo.v_rep, j.mask_ls = geo.mask_ls, j.mask_ss = geo.mask_ss;
+    j.causal = geo.causal, j.scale = geo.scale;
     if (mask) {
-        int64_t s[TC_MAX_RANK];
-        tc_cpu_strides(mask, s);
-        int mr = mask->rank;
-        int64_t full[TC_MAX_RANK];
-        for (int d = 0; d < j.rb; d++) full[d] = j.ob[d];
-        full[j.rb] = j.L, full[j.rb + 1] = j.S;
-        int64_t ms[TC_MAX_RANK] = {0};
-        for (int i = 0; i < mr; i++) {
-            int fi = j.rb + 2 - mr + i;
-            if (mask->dims[i] != 1 && mask->dims[i] != full[fi])
-                return tc_cpu_fail(c, TC_ERR_SHAPE, "attn_mask dim %d is %lld, the scores' is %lld", i,
-                                   (long long)mask->dims[i], (long long)full[fi]);
-            ms[fi] = mask->dims[i] != 1 ? s[i] : 0;
-        }
-        for (int d = 0; d < j.rb; d++) j.ms[d] = ms[d];
-        j.mask_ls = ms[j.rb], j.mask_ss = ms[j.rb + 1];
         if (mask->dtype == TC_BOOL) j.mask_b = mask->data;
         else if (!(j.mask_f = tc_cpu_as_f32(c, mask, 3))) return tc_cpu_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory");
     }
