@@ -491,9 +491,19 @@ int tc_cli_build(int argc, char **argv) {
         tc_cli_gpu_name(tc_cli_engine_device(engine), name, sizeof name);
         snprintf(gpu, sizeof gpu, " for %s", name);
     }
-    printf("built %s: %s engine%s, %d steps, %d input(s), %d output(s), %zu bytes, in %.2f s\n", out,
+    char plans[64] = "";
+    if (device == TC_BACKEND_CUDA) { /* how many library plans the file stores (docs/engine-format.md) */
+        unsigned char *bytes = NULL;
+        size_t n = 0;
+        tc_error ferr = {0};
+        tc_engine_info info;
+        if (tc_read_file(out, &bytes, &n, &ferr) == TC_OK && tc_engine_file_info(bytes, n, &info, &ferr) == TC_OK)
+            snprintf(plans, sizeof plans, ", %u stored plan(s)", info.n_records);
+        free(bytes);
+    }
+    printf("built %s: %s engine%s, %d steps, %d input(s), %d output(s)%s, %zu bytes, in %.2f s\n", out,
            device == TC_BACKEND_CUDA ? "cuda" : "cpu", gpu, tc_graph_num_nodes(tc_engine_graph(engine)),
-           tc_engine_num_inputs(engine), tc_engine_num_outputs(engine), size, seconds_since(&pr.t0));
+           tc_engine_num_inputs(engine), tc_engine_num_outputs(engine), plans, size, seconds_since(&pr.t0));
     rc = 0;
 done:
     tc_engine_free(engine);
