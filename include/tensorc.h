@@ -437,6 +437,11 @@ tc_status tc_engine_load(const char *path, const tc_build_options *override_or_n
  * running contexts. *n (may be NULL) receives the number of choices read / written. */
 tc_status tc_engine_import_timing_cache(tc_engine_t *engine, const char *path, int *n, char *err_buf,
                                         size_t err_size);
+/* Runs a CUDA engine once at its opt shapes (on pseudo-random inputs, in a context of its own) so
+ * that its plans are chosen now, timing the candidates unless TENSORC_AUTOTUNE=0, instead of at
+ * the first run of a context; contexts then take the chosen plans. Saving an engine does the same.
+ * TC_OK and nothing for CPU engines. Thread-safe with running contexts. */
+tc_status tc_engine_prepare(tc_engine_t *engine, char *err_buf, size_t err_size);
 tc_status tc_engine_export_timing_cache(const tc_engine_t *engine, const char *path, int *n, char *err_buf,
                                         size_t err_size);
 

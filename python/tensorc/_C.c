@@ -723,6 +723,40 @@ static PyObject *engine_serialize(EngineObject *self, PyObject *unused) {
     return b;
 }
 
+/* prepare(): chooses (and times) a CUDA engine's plans at its opt shapes now (tc_engine_prepare) */
+static PyObject *engine_prepare(EngineObject *self, PyObject *unused) {
+    char err[2048];
+    tc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = tc_engine_prepare(self->e, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (st != TC_OK) return raise_status(st, err);
+    Py_RETURN_NONE;
+}
+
+/* import_timing_cache(path) -> choices read; export_timing_cache(path) -> choices written */
+static PyObject *engine_timing_cache(EngineObject *self, PyObject *args, bool import) {
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    char err[2048];
+    int n = 0;
+    tc_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = import ? tc_engine_import_timing_cache(self->e, path, &n, err, sizeof err)
+                : tc_engine_export_timing_cache(self->e, path, &n, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    if (st != TC_OK) return raise_status(st, err);
+    return PyLong_FromLong(n);
+}
+
+static PyObject *engine_import_timing_cache(EngineObject *self, PyObject *args) {
+    return engine_timing_cache(self, args, true);
+}
+
+static PyObject *engine_export_timing_cache(EngineObject *self, PyObject *args) {
+    return engine_timing_cache(self, args, false);
+}
+
 /* Reads [(data_ptr, dtype, shape), ...] into tensors. */
 static int tensor_list(PyObject *seq, int expect, const char *what, tc_tensor **out) {
     *out = NULL;
@@ -933,6 +967,12 @@ static PyMethodDef engine_methods[] = {
     {"execute", (PyCFunction)engine_execute, METH_VARARGS,
      "execute(inputs, outputs, stream=None): runs on [(data_ptr, dtype, shape)] inputs into caller outputs"},
     {"serialize", (PyCFunction)engine_serialize, METH_NOARGS, "serialize() -> bytes of a .tce engine file"},
+    {"prepare", (PyCFunction)engine_prepare, METH_NOARGS,
+     "prepare(): choose (and time) a CUDA engine's cuDNN/cuBLASLt plans at its opt shapes now"},
+    {"import_timing_cache", (PyCFunction)engine_import_timing_cache, METH_VARARGS,
+     "import_timing_cache(path) -> plan choices read (0 for CPU engines)"},
+    {"export_timing_cache", (PyCFunction)engine_export_timing_cache, METH_VARARGS,
+     "export_timing_cache(path) -> plan choices written (0 for CPU engines, no file)"},
     {"deserialize", (PyCFunction)(void (*)(void))engine_deserialize, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "Engine.deserialize(data, backend=None, device=0, num_threads=0, size=-1) -> Engine from .tce bytes "
      "(data: bytes-like, or an address of size bytes)"},

@@ -251,7 +251,7 @@ def _to_exported(module, ir, args, dynamic_shapes):
 
 def compile(module, inputs=None, *, ir="default", enabled_precisions=None, device=None, min_block_size=5,
             torch_executed_ops=(), require_full_compilation=False, workspace_size=None, dryrun=False,
-            arg_inputs=None, num_threads=None, disable_tf32=False, progress=None):
+            arg_inputs=None, num_threads=None, disable_tf32=False, progress=None, timing_cache_path=None):
     """Compiles `module` with tensorc; returns a torch.fx.GraphModule whose accelerated parts are
     engine submodules (_run_on_acc_<k>) and whose other parts stay PyTorch.
 
@@ -270,6 +270,10 @@ def compile(module, inputs=None, *, ir="default", enabled_precisions=None, devic
         the backend (name, op, reason), unless the whole graph goes to engines.
     workspace_size: cap in bytes on library workspace (CUDA). num_threads: CPU engine threads.
     dryrun: print the partition report and return the module unchanged.
+    timing_cache_path: a file of cuDNN/cuBLASLt plan choices (CUDA): each engine takes the choices the
+        file has for its layers, times the candidates of the others now instead of at its first call,
+        and writes the file back with them. A missing or unusable file is replaced. CPU engines
+        ignore it.
     """
     if arg_inputs is not None:
         if inputs is not None:
@@ -282,7 +286,8 @@ def compile(module, inputs=None, *, ir="default", enabled_precisions=None, devic
     settings = _settings(enabled_precisions=enabled_precisions, min_block_size=int(min_block_size),
                          torch_executed_ops=torch_executed_ops, require_full_compilation=bool(require_full_compilation),
                          workspace_size=workspace_size, dryrun=bool(dryrun), num_threads=num_threads,
-                         disable_tf32=disable_tf32, progress=progress, backend=dev.type,
+                         disable_tf32=disable_tf32, progress=progress, timing_cache_path=timing_cache_path,
+                         backend=dev.type,
                          device_index=dev.index or 0)
     if ir == "torch_compile":
         opts = {k: v for k, v in settings.items() if k not in ("backend", "device_index")}

@@ -5,6 +5,7 @@ import copy
 import heapq
 import json
 import operator
+import os
 import time
 
 import torch
@@ -176,6 +177,21 @@ def _dim_json(d, symbol_source):
     return walk_expr(e, leaf, lambda v: v, lambda op, a, b: [ops[op], a, b])
 
 
+def _use_timing_cache(engine, path, k):
+    """Takes the plan choices of the timing cache at path (when it is there and fits this GPU and
+    these libraries), chooses the engine's plans now, timing what the cache lacks, and writes the
+    cache back with them."""
+    try:
+        got = engine.import_timing_cache(path)
+    except _C.Error as e:
+        got = 0
+        if os.path.exists(path):
+            logger.warning("engine _run_on_acc_%d: %s; it is not used and will be replaced", k, e)
+    engine.prepare()
+    wrote = engine.export_timing_cache(path)
+    logger.info("engine _run_on_acc_%d: timing cache %s: %d plan choice(s) read, %d written", k, path, got, wrote)
+
+
 def build_engine(part, k, block_nodes, settings, sym_overrides):
     """Translates block k into its own graph, builds the engine, returns (module, inputs, outputs)."""
     gm = part.gm
@@ -213,6 +229,9 @@ def build_engine(part, k, block_nodes, settings, sym_overrides):
                        allow_fp16=torch.float16 in precisions, allow_bf16=torch.bfloat16 in precisions,
                        disable_tf32=bool(settings.get("disable_tf32")),
                        workspace_bytes=int(settings.get("workspace_size") or 0))
+    cache = settings.get("timing_cache_path")
+    if cache and backend == "cuda":
+        _use_timing_cache(engine, str(cache), k)
     build_s = time.perf_counter() - t0
     # the description the custom op needs: dims of inputs, output dims as expressions of them
     symbol_source = {}

@@ -5,8 +5,10 @@
 #include "passes/passes.h"
 #ifdef TC_HAVE_CUDA
 #include "backend/cuda/cuda.h"
+#include "backend/cuda/records.h"
 #endif
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +274,20 @@ tc_status tc_context_get_output(tc_context_t *c, int i, tc_tensor *out) {
 /* Internal accessors for engine serialization (declared in engine/serialize.h). */
 const tc_graph *tc_engine_graph(const tc_engine_t *e) { return e ? e->g : NULL; }
 const tc_build_options *tc_engine_options(const tc_engine_t *e) { return e ? &e->opt : NULL; }
+tc_status tc_engine_prepare(tc_engine_t *e, char *err_buf, size_t err_size) {
+    if (err_buf && err_size) err_buf[0] = '\0';
+    if (!e) return TC_ERR_INVALID_ARGUMENT;
+#ifdef TC_HAVE_CUDA
+    if (e->cuda) {
+        tc_error err = {0};
+        tc_status st = tc_cuda_engine_prepare(e->cuda, &err);
+        if (st != TC_OK && err_buf && err_size) snprintf(err_buf, err_size, "%s", err.msg);
+        return st;
+    }
+#endif
+    return TC_OK;
+}
+
 struct tc_cuda_engine *tc_engine_cuda(const tc_engine_t *e) {
 #ifdef TC_HAVE_CUDA
     return e ? e->cuda : NULL;

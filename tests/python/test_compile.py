@@ -337,6 +337,31 @@ def test_torchscript_module_through_ts2ep():
     assert_close_f32(cm(x), eager(model, x))
 
 
+def test_timing_cache_path_is_ignored_by_cpu_engines(tmp_path):
+    model, x = _eval(MLP()), torch.randn(4, 16)
+    cache = tmp_path / "plans.tcc"
+    trt = tensorc.compile(model, [x], device="cpu", min_block_size=1, timing_cache_path=cache)
+    assert_close_f32(trt(x), eager(model, x))
+    assert not cache.exists()
+
+
+_CUDA_WHY = None if torch.cuda.is_available() and "cuda" in tensorc._C.version() else \
+    "needs a GPU and a CUDA build of tensorc"
+
+
+@pytest.mark.skipif(_CUDA_WHY is not None, reason=f"timing cache on the GPU: {_CUDA_WHY}")
+def test_timing_cache_path_is_written_and_reused_on_the_gpu(tmp_path):
+    model, x = _eval(MLP()).cuda(), torch.randn(4, 16, device="cuda")
+    cache = tmp_path / "plans.tcc"
+    first = tensorc.compile(model, [x], device="cuda", min_block_size=1, disable_tf32=True, timing_cache_path=cache)
+    a = first(x)
+    data = cache.read_bytes()
+    assert data[:8] == b"TCTCACHE" and len(data) > 100
+    second = tensorc.compile(model, [x], device="cuda", min_block_size=1, disable_tf32=True, timing_cache_path=cache)
+    assert torch.equal(second(x), a)  # the same plans, from the cache
+    assert_close_f32(a.cpu(), eager(model.cpu(), x.cpu()))
+
+
 def test_fx_graph_module():
     model = _eval(MLP())
     gm = torch.fx.symbolic_trace(model)
