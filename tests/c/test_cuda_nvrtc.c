@@ -196,6 +196,13 @@ static void test_gpu_matches_cpu(tc_dtype t) {
     }
     tc_engine_free(e);
     unsetenv("TENSORC_CUDA_NVRTC");
+    /* NVRTC refusing the program: the chains run node by node, as without generated kernels */
+    static float fallback[3][N * C * H * W];
+    setenv("TENSORC_CUDA_NVRTC", "1", 1);
+    setenv("TENSORC_CUDA_NVRTC_OPTIONS", "--no-such-option", 1);
+    CHECK(g && run(g, TC_BACKEND_CUDA, t, fallback));
+    unsetenv("TENSORC_CUDA_NVRTC_OPTIONS");
+    unsetenv("TENSORC_CUDA_NVRTC");
     /* one node at a time (each op rounds as in the chain): the same values, up to one ulp of the
      * dtype where NVRTC's math library and nvcc's round an f32 result differently */
     CHECK(g && run(g, TC_BACKEND_CUDA, t, plain));
@@ -207,6 +214,8 @@ static void test_gpu_matches_cpu(tc_dtype t) {
                           got[i][k], plain[i][k]);
                 break;
             }
+    CHECK_MSG(memcmp(fallback, plain, sizeof plain) == 0, "%s: the fallback differs from node-by-node kernels",
+              tc_dtype_name(t));
     double tol = t == TC_F32 ? 1e-5 : t == TC_F16 ? 2e-3 : 1.6e-2;
     for (int i = 0; i < 3; i++) {
         double worst = 0;

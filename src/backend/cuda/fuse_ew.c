@@ -300,8 +300,14 @@ tc_status tc_cuda_nvrtc_compile(const char *src, int cc_major, int cc_minor, voi
     if (r != NVRTC_SUCCESS) return tc_errorf(err, TC_ERR_CUDA, "NVRTC: creating the program failed: %s", nvrtcGetErrorString(r));
     char arch[40];
     snprintf(arch, sizeof arch, "--gpu-architecture=sm_%d%d", cc_major, cc_minor);
-    const char *opts[] = {arch, "--std=c++17"};
-    r = nvrtcCompileProgram(prog, 2, opts);
+    /* TENSORC_CUDA_NVRTC_OPTIONS: more options, space-separated (e.g. -lineinfo for profiling) */
+    const char *opts[16] = {arch, "--std=c++17"};
+    int nopt = 2;
+    char extra[512] = "";
+    const char *env = getenv("TENSORC_CUDA_NVRTC_OPTIONS");
+    if (env) snprintf(extra, sizeof extra, "%s", env);
+    for (char *tok = strtok(extra, " "); tok && nopt < 16; tok = strtok(NULL, " ")) opts[nopt++] = tok;
+    r = nvrtcCompileProgram(prog, nopt, opts);
     tc_status st = TC_OK;
     if (r != NVRTC_SUCCESS) {
         size_t n = 0;
