@@ -129,14 +129,16 @@ note "failures: $(wc -l <"$LOG/failures.txt") line(s) in failures.txt; first one
 head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 
 # ---- the switched lowerings on whole models ------------------------------------------------------
-# TENSORC_CUDA_NHWC=1 and TENSORC_CUDA_NVRTC=1 are off by default until they have run on a GPU: the
-# GPU model tests once more with both on (GPU_CHECK_SWITCHES=0 skips this), when time is left.
+# TENSORC_CUDA_NHWC=1, TENSORC_CUDA_NVRTC=1 and TENSORC_CUDNN_SDPA=1 are off by default until they
+# have run on a GPU: the GPU model tests and the attention conformance once more with all three on
+# (GPU_CHECK_SWITCHES=0 skips this), when time is left.
 if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
   t=$(date +%s)
-  TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 timeout "$(left)" $PY -m pytest -q -ra -p no:cacheprovider \
-    tests/python/test_cuda_models.py tests/python/test_cuda_layout.py >"$LOG/pytest/switched_models.log" 2>&1
+  TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1 timeout "$(left)" $PY -m pytest -q -ra \
+    -p no:cacheprovider tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
+    tests/python/test_ops_attention.py >"$LOG/pytest/switched_models.log" 2>&1
   rc=$?
-  note "model and layout tests with TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
+  note "model, layout and attention tests with TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
   grep -hE "^(FAILED|ERROR) " "$LOG/pytest/switched_models.log" | head -n 10 | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 fi
 note "== done in $(elapsed "$START")"
