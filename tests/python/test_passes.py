@@ -142,7 +142,10 @@ def test_f32_passes_compute_what_the_original_computes(name, model_dir):
             if not g.dtype.is_floating_point:
                 assert torch.equal(g, b), f"output {i}"
                 continue
-            assert rel_err(g, b) <= 1e-5, f"case {ci} output {i}: optimized vs original {rel_err(g, b):.3g}"
+            # batch-norm folding rounds differently (w*s once instead of conv then scale), and twenty
+            # layers compound it; how much depends on the CPU's GEMM blocking and thread count (above
+            # 1e-5 for resnet18 on the 16-core GPU machine): half the bound against eager
+            assert rel_err(g, b) <= 5e-5, f"case {ci} output {i}: optimized vs original {rel_err(g, b):.3g}"
             assert rel_err(g, r) <= 1e-4, f"case {ci} output {i}: optimized vs eager {rel_err(g, r):.3g}"
 
 
