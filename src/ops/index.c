@@ -346,3 +346,58 @@ double tc_arange_arg(const tc_graph *g, const tc_node *n, const int64_t *symvals
     *iv = s->kind == TC_ARG_BOOL ? (int64_t)s->u.b : tc_node_int_eval(g, n, pos, symvals);
     return (double)*iv;
 }
+
+tc_status tc_index_geometry(tc_shape_ref x, const tc_shape_ref *idx, int n, tc_shape_ref y, tc_index_geom *g,
+                            tc_error *err) {
+    memset(g, 0, sizeof *g);
+    if (n > x.rank) return tc_errorf(err, TC_ERR_SHAPE, "%d indices for a rank-%d input", n, x.rank);
+    int first = -1, last = -1;
+    for (int i = 0; i < n; i++) {
+        const tc_shape_ref *t = &idx[i];
+        if (t->rank < 0) continue;
+        if (first < 0) first = i;
+        last = i;
+        /* broadcast the runtime index shapes */
+        int r = t->rank > g->brank ? t->rank : g->brank;
+        int64_t nb[TC_MAX_RANK];
+        for (int k = 0; k < r; k++) {
+            int ka = k - (r - g->brank), kb = k - (r - t->rank);
+            int64_t da = ka >= 0 ? g->bdims[ka] : 1, db = kb >= 0 ? t->dims[kb] : 1;
+            if (g->n_idx > 0 && da != db && da != 1 && db != 1)
+                return tc_errorf(err, TC_ERR_SHAPE, "index tensors cannot be broadcast together (%lld vs %lld)",
+                                 (long long)da, (long long)db);
+            nb[k] = g->n_idx == 0 ? db : (da == 1 ? db : da);
+        }
+        memcpy(g->bdims, nb, sizeof(int64_t) * (size_t)r);
+        g->brank = r;
+        g->src[g->n_idx] = i;
+        g->idx_dim[g->n_idx++] = i;
+    }
+    if (g->n_idx == 0) return tc_errorf(err, TC_ERR_SHAPE, "no index tensor given");
+    for (int t = 0; t < g->n_idx; t++) {
+        const tc_shape_ref *it = &idx[g->src[t]];
+        int64_t st[TC_MAX_RANK], acc = 1;
+        for (int k = it->rank - 1; k >= 0; k--) st[k] = acc, acc *= it->dims[k];
+        for (int m = 0; m < g->brank; m++) {
+            int k = m - (g->brank - it->rank);
+            g->istr[t][m] = k >= 0 && it->dims[k] != 1 ? st[k] : 0;
+        }
+    }
+    if (last - first + 1 == g->n_idx) { /* adjacent */
+        for (int i = 0; i < first; i++) g->rowsrc[g->n_rowdims] = i, g->rowdims[g->n_rowdims++] = x.dims[i];
+        for (int m = 0; m < g->brank; m++) g->rowsrc[g->n_rowdims] = -1 - m, g->rowdims[g->n_rowdims++] = g->bdims[m];
+    } else {
+        for (int m = 0; m < g->brank; m++) g->rowsrc[g->n_rowdims] = -1 - m, g->rowdims[g->n_rowdims++] = g->bdims[m];
+        for (int i = 0; i < last; i++) {
+            if (i < n && idx[i].rank >= 0) continue;
+            if (g->n_rowdims >= TC_MAX_RANK) return tc_errorf(err, TC_ERR_SHAPE, "the output rank is too large");
+            g->rowsrc[g->n_rowdims] = i, g->rowdims[g->n_rowdims++] = x.dims[i];
+        }
+    }
+    g->inner = 1;
+    for (int i = last + 1; i < x.rank; i++) g->inner *= x.dims[i];
+    bool ok = g->n_rowdims + (x.rank - last - 1) == y.rank;
+    for (int k = 0; ok && k < g->n_rowdims; k++) ok = g->rowdims[k] == y.dims[k];
+    if (!ok) return tc_errorf(err, TC_ERR_SHAPE, "the index shapes do not give the output shape inferred at build time");
+    return TC_OK;
+}

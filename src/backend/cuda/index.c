@@ -108,65 +108,31 @@ static tc_status cuda_index_tensor(const tc_cuda_call *c) {
     int64_t xs[TC_MAX_RANK];
     strides_of(x, xs);
     memcpy(j.xs, xs, sizeof j.xs);
-    int64_t bdims[TC_MAX_RANK];
-    const tc_cuda_tensor *its[TC_MAX_RANK];
-    int first = -1, last = -1;
     if (n > x->rank) return tc_cuda_fail(c, TC_ERR_SHAPE, "%lld indices for a rank-%d input", (long long)n, x->rank);
+    tc_shape_ref refs[TC_MAX_RANK];
+    const tc_cuda_tensor *its[TC_MAX_RANK];
     for (int64_t i = 0; i < n; i++) {
-        const tc_cuda_tensor *t = tc_cuda_in_list(c, 1, i);
-        if (!t) continue;
-        TC_TRY(check_index_dtype(c, t));
-        if (first < 0) first = (int)i;
-        last = (int)i;
-        /* broadcast the runtime index shapes */
-        int r = t->rank > j.brank ? t->rank : j.brank;
-        int64_t nb[TC_MAX_RANK];
-        for (int k = 0; k < r; k++) {
-            int ka = k - (r - j.brank), kb = k - (r - t->rank);
-            int64_t da = ka >= 0 ? bdims[ka] : 1, db = kb >= 0 ? t->dims[kb] : 1;
-            if (j.n_idx > 0 && da != db && da != 1 && db != 1)
-                return tc_cuda_fail(c, TC_ERR_SHAPE, "index tensors cannot be broadcast together (%lld vs %lld)",
-                                    (long long)da, (long long)db);
-            nb[k] = j.n_idx == 0 ? db : (da == 1 ? db : da);
-        }
-        memcpy(bdims, nb, sizeof(int64_t) * (size_t)r);
-        j.brank = r;
-        its[j.n_idx] = t;
-        j.idx_dim[j.n_idx++] = (int)i;
+        its[i] = tc_cuda_in_list(c, 1, i);
+        if (its[i]) TC_TRY(check_index_dtype(c, its[i]));
+        refs[i] = its[i] ? (tc_shape_ref){its[i]->rank, its[i]->dims} : (tc_shape_ref){-1, NULL};
     }
-    if (j.n_idx == 0) return tc_cuda_fail(c, TC_ERR_SHAPE, "no index tensor given");
+    tc_index_geom geo;
+    tc_error why = {0};
+    tc_status gs = tc_index_geometry((tc_shape_ref){x->rank, x->dims}, refs, (int)n, (tc_shape_ref){y->rank, y->dims},
+                                     &geo, &why);
+    if (gs != TC_OK) return tc_cuda_fail(c, gs, "%s", why.msg);
+    j.n_idx = geo.n_idx, j.brank = geo.brank, j.n_rowdims = geo.n_rowdims;
+    memcpy(j.idx_dim, geo.idx_dim, sizeof j.idx_dim);
+    memcpy(j.istr, geo.istr, sizeof j.istr);
+    memcpy(j.rowsrc, geo.rowsrc, sizeof j.rowsrc);
+    memcpy(j.rowdims, geo.rowdims, sizeof j.rowdims);
     for (int t = 0; t < j.n_idx; t++) {
-        const tc_cuda_tensor *it = its[t];
+        const tc_cuda_tensor *it = its[geo.src[t]];
         j.idx[t] = it->data;
         j.idx_t[t] = it->dtype;
         j.idx_size[t] = x->dims[j.idx_dim[t]];
-        int64_t st[TC_MAX_RANK];
-        strides_of(it, st);
-        for (int m = 0; m < j.brank; m++) {
-            int k = m - (j.brank - it->rank);
-            j.istr[t][m] = k >= 0 && it->dims[k] != 1 ? st[k] : 0;
-        }
     }
-    bool adjacent = last - first + 1 == j.n_idx;
-    if (adjacent) {
-        for (int i = 0; i < first; i++) j.rowsrc[j.n_rowdims] = i, j.rowdims[j.n_rowdims++] = x->dims[i];
-        for (int m = 0; m < j.brank; m++) j.rowsrc[j.n_rowdims] = -1 - m, j.rowdims[j.n_rowdims++] = bdims[m];
-    } else {
-        for (int m = 0; m < j.brank; m++) j.rowsrc[j.n_rowdims] = -1 - m, j.rowdims[j.n_rowdims++] = bdims[m];
-        for (int i = 0; i < last; i++) {
-            bool indexed = i < n && tc_cuda_in_list(c, 1, i);
-            if (!indexed) {
-                if (j.n_rowdims >= TC_MAX_RANK) return tc_cuda_fail(c, TC_ERR_SHAPE, "the output rank is too large");
-                j.rowsrc[j.n_rowdims] = i, j.rowdims[j.n_rowdims++] = x->dims[i];
-            }
-        }
-    }
-    int64_t inner = 1;
-    for (int i = last + 1; i < x->rank; i++) inner *= x->dims[i];
-    int n_trail = x->rank - last - 1;
-    bool ok = j.n_rowdims + n_trail == y->rank;
-    for (int k = 0; ok && k < j.n_rowdims; k++) ok = j.rowdims[k] == y->dims[k];
-    if (!ok) return tc_cuda_fail(c, TC_ERR_SHAPE, "the index shapes do not give the output shape inferred at build time");
+    int64_t inner = geo.inner;
     j.inner_bytes = (size_t)inner * esize_of(x);
     j.rows = inner ? y->numel / inner : 0;
     if (y->numel == 0) return TC_OK;
