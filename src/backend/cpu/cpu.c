@@ -2,6 +2,7 @@
  * activation memory by liveness (first fit in one arena) and runs the kernels in order. */
 #include "backend/cpu/cpu.h"
 #include "core/dtype.h"
+#include "core/liveness.h"
 
 #ifdef TC_HAVE_CUDA
 #include "backend/cuda/cuda.h"
@@ -260,10 +261,6 @@ static tc_status bind_inputs(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *
 
 static size_t nbytes_of(const tc_cpu_tensor *t) { return (size_t)t->numel * tc_dtype_size(t->dtype); }
 
-typedef struct {
-    size_t off, size;
-    int end;
-} block;
 
 /* The caller's buffer for output i, after checking that it fits the result; NULL when unbound. */
 static tc_status bound_output(const tc_cpu_exec *x, const tc_tensor *outputs, int i, void **data, tc_error *err) {
@@ -309,7 +306,7 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, const tc_tens
     }
     /* liveness plan: graph outputs get their own buffers, everything else shares the arena */
     bool *is_out = calloc((size_t)nv + 1, 1);
-    block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
+    tc_live_block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
     size_t *offs = calloc((size_t)nv + 1, sizeof *offs);
     if (!is_out || !blocks || !offs) {
         free(is_out), free(blocks), free(offs);
@@ -325,21 +322,7 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, const tc_tens
             if (is_out[v->id]) continue;
             size_t size = (nbytes_of(&x->vals[v->id]) + 63) & ~(size_t)63;
             int end = x->last_use[v->id] < ni ? ni : x->last_use[v->id];
-            /* first fit among blocks still alive at ni */
-            size_t off = 0;
-            for (bool moved = true; moved;) {
-                moved = false;
-                for (int b = 0; b < nb; b++) {
-                    if (blocks[b].end < ni) continue;
-                    if (off < blocks[b].off + blocks[b].size && blocks[b].off < off + size) {
-                        off = blocks[b].off + blocks[b].size;
-                        moved = true;
-                    }
-                }
-            }
-            blocks[nb++] = (block){off, size, end};
-            offs[v->id] = off;
-            if (off + size > total) total = off + size;
+            offs[v->id] = tc_live_place(blocks, &nb, size, ni, end, &total);
         }
     }
     tc_status st = TC_OK;

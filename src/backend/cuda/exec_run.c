@@ -2,6 +2,7 @@
  * shape set once (value sizes, liveness-planned arena offsets), runs the kernels eagerly the first
  * time, then captures them into a CUDA graph per (shape set, I/O pointers) and replays it. */
 #include "backend/cuda/exec_internal.h"
+#include "core/liveness.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -99,10 +100,6 @@ static size_t input_bytes(const tc_tensor *t) {
     return n;
 }
 
-typedef struct block {
-    size_t off, size;
-    int end;
-} block;
 
 /* Plans a new shape set: value sizes, arena offsets by liveness over the steps (first fit; graph
  * outputs live in their own buffers; values a fused step keeps inside its kernel get none), output
@@ -116,7 +113,7 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
     s->out_types = calloc((size_t)x->n_out + 1, sizeof *s->out_types);
     s->out_bytes = calloc((size_t)x->n_out + 1, sizeof *s->out_bytes);
     s->flag_msgs = calloc((size_t)x->e->n_flags * TC_CUDA_FLAG_MSG + 1, 1);
-    block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
+    tc_live_block *blocks = calloc((size_t)nv + 1, sizeof *blocks);
     bool ok = s->in_dims && s->offs && s->out_types && s->out_bytes && s->flag_msgs && blocks;
     for (int k = 0; ok && k < TC_CUDA_GRAPHS_PER_SHAPE_SET; k++)
         ok = (s->var[k].ptrs = calloc((size_t)(x->n_in + x->n_out) + 1, sizeof(void *))) != NULL;
@@ -139,20 +136,7 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
             size_t size = tc_cuda_round_up(nbytes_of(&x->vals[v->id]), TC_CUDA_ALIGN);
             if (x->out_first[v->id] >= 0 || size == 0) continue;
             int end = x->last_use[v->id] < si ? si : x->last_use[v->id];
-            size_t off = 0;
-            for (bool moved = true; moved;) {
-                moved = false;
-                for (int b = 0; b < nb; b++) {
-                    if (blocks[b].end < si) continue;
-                    if (off < blocks[b].off + blocks[b].size && blocks[b].off < off + size) {
-                        off = blocks[b].off + blocks[b].size;
-                        moved = true;
-                    }
-                }
-            }
-            blocks[nb++] = (block){off, size, end};
-            s->offs[v->id] = off;
-            if (off + size > total) total = off + size;
+            s->offs[v->id] = tc_live_place(blocks, &nb, size, si, end, &total);
         }
     }
     free(blocks);
