@@ -3,6 +3,7 @@
 #include "backend/cpu/cpu.h"
 #include "core/dtype.h"
 #include "core/liveness.h"
+#include "engine/bind.h"
 
 #ifdef TC_HAVE_CUDA
 #include "backend/cuda/cuda.h"
@@ -193,68 +194,9 @@ tc_status tc_cpu_exec_create(const tc_graph *g, tc_cpu_exec **out, tc_error *err
 
 /* Binds symbols from the inputs' dims and checks every input against its declared type. */
 static tc_status bind_inputs(tc_cpu_exec *x, const tc_tensor *inputs, tc_error *err) {
-    const tc_graph *g = x->g;
-    char buf[128];
-    bool *bound = calloc((size_t)g->syms.atoms.n + 1, 1);
+    bool *bound = calloc((size_t)x->g->syms.atoms.n + 1, 1);
     if (!bound) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
-    tc_status st = TC_OK;
-    for (int pass = 0; pass < 2 && st == TC_OK; pass++) {
-        for (int i = 0; i < g->inputs.n && st == TC_OK; i++) {
-            const tc_value *v = g->inputs.items[i];
-            const tc_tensor *t = &inputs[i];
-            if (pass == 0) {
-                if (t->dtype != v->dtype) {
-                    st = tc_errorf(err, TC_ERR_DTYPE, "input '%s' must be %s, got %s", v->name,
-                                   tc_dtype_name(v->dtype), tc_dtype_name(t->dtype));
-                    break;
-                }
-                if (t->rank != v->rank) {
-                    st = tc_errorf(err, TC_ERR_SHAPE, "input '%s' must have rank %d, got %d", v->name, v->rank, t->rank);
-                    break;
-                }
-            }
-            for (int d = 0; d < v->rank; d++) {
-                tc_dim want = v->dims[d];
-                int64_t got = t->dims[d];
-                if (got < 0) {
-                    st = tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is negative", v->name, d);
-                    break;
-                }
-                int sym = tc_sym_as_symbol(&g->syms, want);
-                if (pass == 0 && sym >= 0) {
-                    const tc_sym_atom *a = g->syms.atoms.items[sym];
-                    if (bound[sym] && x->symvals[sym] != got) {
-                        st = tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is %lld but %s is already %lld", v->name,
-                                       d, (long long)got, a->name, (long long)x->symvals[sym]);
-                        break;
-                    }
-                    if (got < a->min || got > a->max) {
-                        st = tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d (%s) is %lld, outside the range [%lld, %lld]",
-                                       v->name, d, a->name, (long long)got, (long long)a->min, (long long)a->max);
-                        break;
-                    }
-                    x->symvals[sym] = got;
-                    bound[sym] = true;
-                } else if (pass == 1 && (sym < 0)) {
-                    int64_t e = tc_sym_eval(&g->syms, want, x->symvals);
-                    if (e != got) {
-                        st = tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d must be %s = %lld, got %lld", v->name, d,
-                                       tc_sym_print(&g->syms, want, buf, sizeof buf), (long long)e, (long long)got);
-                        break;
-                    }
-                }
-            }
-            if (pass == 0 && st == TC_OK && !t->data) {
-                int64_t n = 1;
-                for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-                if (n) st = tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "input '%s' has no data", v->name);
-            }
-        }
-    }
-    for (int i = 0; st == TC_OK && i < g->syms.atoms.n; i++) {
-        const tc_sym_atom *a = g->syms.atoms.items[i];
-        if (a->kind == TC_ATOM_SYMBOL && !bound[i]) x->symvals[i] = a->opt; /* not reachable from inputs */
-    }
+    tc_status st = tc_bind_inputs(x->g, inputs, x->symvals, bound, err);
     free(bound);
     return st;
 }

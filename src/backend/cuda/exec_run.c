@@ -3,6 +3,7 @@
  * time, then captures them into a CUDA graph per (shape set, I/O pointers) and replays it. */
 #include "backend/cuda/exec_internal.h"
 #include "core/liveness.h"
+#include "engine/bind.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,61 +11,8 @@
 
 /* ---- one run ------------------------------------------------------------------------------ */
 
-/* Binds symbols from the inputs' dims and checks every input against its declared type (the same
- * rules and messages as the CPU executor). */
 static tc_status bind_inputs(tc_cuda_exec *x, const tc_tensor *inputs, tc_error *err) {
-    const tc_graph *g = x->g;
-    char buf[128];
-    bool *bound = x->bound;
-    memset(bound, 0, (size_t)g->syms.atoms.n * sizeof *bound);
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < g->inputs.n; i++) {
-            const tc_value *v = g->inputs.items[i];
-            const tc_tensor *t = &inputs[i];
-            if (pass == 0) {
-                if (t->dtype != v->dtype)
-                    return tc_errorf(err, TC_ERR_DTYPE, "input '%s' must be %s, got %s", v->name,
-                                     tc_dtype_name(v->dtype), tc_dtype_name(t->dtype));
-                if (t->rank != v->rank)
-                    return tc_errorf(err, TC_ERR_SHAPE, "input '%s' must have rank %d, got %d", v->name, v->rank,
-                                     t->rank);
-            }
-            for (int d = 0; d < v->rank; d++) {
-                tc_dim want = v->dims[d];
-                int64_t got = t->dims[d];
-                if (got < 0) return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is negative", v->name, d);
-                int sym = tc_sym_as_symbol(&g->syms, want);
-                if (pass == 0 && sym >= 0) {
-                    const tc_sym_atom *a = g->syms.atoms.items[sym];
-                    if (bound[sym] && x->symvals[sym] != got)
-                        return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d is %lld but %s is already %lld", v->name,
-                                         d, (long long)got, a->name, (long long)x->symvals[sym]);
-                    if (got < a->min || got > a->max)
-                        return tc_errorf(err, TC_ERR_SHAPE,
-                                         "input '%s' dim %d (%s) is %lld, outside the range [%lld, %lld]", v->name, d,
-                                         a->name, (long long)got, (long long)a->min, (long long)a->max);
-                    x->symvals[sym] = got;
-                    bound[sym] = true;
-                } else if (pass == 1 && sym < 0) {
-                    int64_t e = tc_sym_eval(&g->syms, want, x->symvals);
-                    if (e != got)
-                        return tc_errorf(err, TC_ERR_SHAPE, "input '%s' dim %d must be %s = %lld, got %lld", v->name,
-                                         d, tc_sym_print(&g->syms, want, buf, sizeof buf), (long long)e,
-                                         (long long)got);
-                }
-            }
-            if (pass == 0 && !t->data) {
-                int64_t n = 1;
-                for (int d = 0; d < t->rank; d++) n *= t->dims[d];
-                if (n) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "input '%s' has no data", v->name);
-            }
-        }
-    }
-    for (int i = 0; i < g->syms.atoms.n; i++) {
-        const tc_sym_atom *a = g->syms.atoms.items[i];
-        if (a->kind == TC_ATOM_SYMBOL && !bound[i]) x->symvals[i] = a->opt; /* not reachable from inputs */
-    }
-    return TC_OK;
+    return tc_bind_inputs(x->g, inputs, x->symvals, x->bound, err);
 }
 
 /* Concrete dims and sizes of every value for the bound symbols (data pointers are set later). */
