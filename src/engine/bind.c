@@ -57,3 +57,18 @@ tc_status tc_bind_inputs(const tc_graph *g, const tc_tensor *inputs, int64_t *sy
     }
     return TC_OK;
 }
+
+tc_status tc_value_dims_now(const tc_graph *g, const tc_value *v, const tc_tensor *inputs, const int64_t *symvals,
+                            int64_t *dims, int64_t *numel, tc_error *err) {
+    *numel = 1;
+    for (int d = 0; d < v->rank; d++) {
+        dims[d] = v->kind == TC_VALUE_INPUT ? inputs[v->input_index].dims[d] : tc_sym_eval(&g->syms, v->dims[d], symvals);
+        if (dims[d] < 0) {
+            char b[128];
+            return tc_errorf(err, TC_ERR_SHAPE, "value '%s' dim %d evaluates to %lld (%s) for these input sizes",
+                             v->name, d, (long long)dims[d], tc_sym_print(&g->syms, v->dims[d], b, sizeof b));
+        }
+        *numel *= dims[d];
+    }
+    return TC_OK;
+}

@@ -231,17 +231,7 @@ tc_status tc_cpu_exec_run(tc_cpu_exec *x, const tc_tensor *inputs, const tc_tens
         tc_cpu_tensor *t = &x->vals[i];
         t->dtype = v->dtype;
         t->rank = v->rank;
-        t->numel = 1;
-        for (int d = 0; d < v->rank; d++) {
-            t->dims[d] = v->kind == TC_VALUE_INPUT ? inputs[v->input_index].dims[d]
-                                                   : tc_sym_eval(&g->syms, v->dims[d], x->symvals);
-            if (t->dims[d] < 0) {
-                char b[128];
-                return tc_errorf(err, TC_ERR_SHAPE, "value '%s' dim %d evaluates to %lld (%s) for these input sizes",
-                                 v->name, d, (long long)t->dims[d], tc_sym_print(&g->syms, v->dims[d], b, sizeof b));
-            }
-            t->numel *= t->dims[d];
-        }
+        TC_TRY(tc_value_dims_now(g, v, inputs, x->symvals, t->dims, &t->numel, err));
         t->data = NULL;
         if (v->kind == TC_VALUE_INPUT) t->data = inputs[v->input_index].data;
         else if (v->kind == TC_VALUE_CONSTANT) t->data = (void *)v->data;
