@@ -146,3 +146,24 @@ tc_status tc_infer_norm_group(tc_infer_ctx *c) {
     tc_infer_set(c, 2, x->dtype, 2, sd);
     return TC_OK;
 }
+
+tc_status tc_layer_norm_rows(const tc_graph *g, const tc_node *node, const int64_t *symvals, int rank,
+                             const int64_t *dims, int64_t *rows, int64_t *n, tc_error *err) {
+    int64_t ns[TC_MAX_RANK * 2];
+    int64_t k = tc_node_ints_eval(g, node, 1, symvals, ns, TC_MAX_RANK * 2);
+    if (k < 1 || k > rank)
+        return tc_errorf(err, TC_ERR_SHAPE, "normalized_shape has %lld dims for an input of rank %d", (long long)k, rank);
+    int lead = rank - (int)k;
+    *rows = 1, *n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (i < lead) {
+            *rows *= dims[i];
+            continue;
+        }
+        if (ns[i - lead] != dims[i])
+            return tc_errorf(err, TC_ERR_SHAPE, "normalized_shape[%d] is %lld but the input's dim %d is %lld", i - lead,
+                             (long long)ns[i - lead], i, (long long)dims[i]);
+        *n *= dims[i];
+    }
+    return TC_OK;
+}

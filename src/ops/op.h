@@ -137,5 +137,14 @@ int64_t tc_node_int_eval(const tc_graph *g, const tc_node *n, int argi, const in
 int64_t tc_node_ints_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals, int64_t *out,
                           int64_t cap);
 tc_status tc_node_failv(tc_error *err, const tc_node *n, const char *backend, tc_status s, const char *fmt, va_list ap);
+/* An int[2] argument (kernel_size, stride, padding, dilation) evaluated for this run: [] or None
+ * gives dflt (zeros when NULL), one element stands for both. */
+void tc_node_pair_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals, const int64_t *dflt,
+                       int64_t *out);
+/* native_layer_norm at run time: the input of rank/dims as rows x n, where n is the product of the
+ * normalized_shape dims (argument 1, evaluated for this run), which must match the input's trailing
+ * dims; TC_ERR_SHAPE with a message otherwise (the caller prefixes the node). */
+tc_status tc_layer_norm_rows(const tc_graph *g, const tc_node *node, const int64_t *symvals, int rank,
+                             const int64_t *dims, int64_t *rows, int64_t *n, tc_error *err);
 
 #endif

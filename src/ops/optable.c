@@ -442,6 +442,17 @@ int64_t tc_node_ints_eval(const tc_graph *g, const tc_node *n, int argi, const i
     return count;
 }
 
+void tc_node_pair_eval(const tc_graph *g, const tc_node *n, int argi, const int64_t *symvals, const int64_t *dflt,
+                       int64_t *out) {
+    int64_t v[TC_MAX_RANK * 2];
+    int64_t k = tc_node_ints_eval(g, n, argi, symvals, v, TC_MAX_RANK * 2);
+    if (k <= 0) {
+        out[0] = dflt ? dflt[0] : 0, out[1] = dflt ? dflt[1] : 0;
+        return;
+    }
+    out[0] = v[0], out[1] = v[k - 1];
+}
+
 tc_status tc_node_failv(tc_error *err, const tc_node *n, const char *backend, tc_status s, const char *fmt,
                         va_list ap) {
     char label[256], msg[700];

@@ -155,20 +155,10 @@ static void ln_chunk(void *ctx, int64_t b, int64_t e) {
 static tc_status cpu_layer_norm(const tc_cpu_call *c) {
     const tc_cpu_tensor *x = tc_cpu_in(c, 0);
     TC_TRY(reject_f64(c, x));
-    int64_t ns[TC_MAX_RANK * 2];
-    int64_t k = tc_cpu_ints(c, 1, ns, TC_MAX_RANK * 2);
-    int lead = x->rank - (int)k;
-    int64_t rows = 1, n = 1;
-    for (int i = 0; i < x->rank; i++) {
-        if (i < lead) {
-            rows *= x->dims[i];
-            continue;
-        }
-        if (ns[i - lead] != x->dims[i])
-            return tc_cpu_fail(c, TC_ERR_SHAPE, "normalized_shape[%d] is %lld but the input's dim %d is %lld",
-                               i - lead, (long long)ns[i - lead], i, (long long)x->dims[i]);
-        n *= x->dims[i];
-    }
+    int64_t rows, n;
+    tc_error why = {0};
+    tc_status ls = tc_layer_norm_rows(c->g, c->node, c->symvals, x->rank, x->dims, &rows, &n, &why);
+    if (ls != TC_OK) return tc_cpu_fail(c, ls, "%s", why.msg);
     for (int a = 2; a <= 3; a++) {
         const tc_cpu_tensor *p = tc_cpu_in(c, a);
         if (p && p->numel != n)

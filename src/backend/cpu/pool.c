@@ -27,13 +27,7 @@ typedef struct {
 static tc_status oom(const tc_cpu_call *c) { return tc_cpu_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory"); }
 
 static void read_pair(const tc_cpu_call *c, int argi, const int64_t *dflt, int64_t *out) {
-    int64_t v[TC_MAX_RANK * 2];
-    int64_t n = tc_cpu_ints(c, argi, v, TC_MAX_RANK * 2);
-    if (n <= 0) {
-        out[0] = dflt ? dflt[0] : 0, out[1] = dflt ? dflt[1] : 0;
-        return;
-    }
-    out[0] = v[0], out[1] = v[n - 1];
+    tc_node_pair_eval(c->g, c->node, argi, c->symvals, dflt, out);
 }
 
 static void max_pool_chunk(void *ctx, int64_t b, int64_t e) {

@@ -92,23 +92,10 @@ static tc_status ln_params(const tc_cuda_call *c, tc_dtype xt, const tc_cuda_nor
 static tc_status cuda_layer_norm(const tc_cuda_call *c) {
     const tc_cuda_tensor *x = tc_cuda_in(c, 0);
     TC_TRY(check_input(c, x));
-    int64_t ns[TC_MAX_RANK * 2];
-    int64_t k = tc_cuda_ints(c, 1, ns, TC_MAX_RANK * 2);
-    if (k < 1 || k > x->rank)
-        return tc_cuda_fail(c, TC_ERR_SHAPE, "normalized_shape has %lld dims for an input of rank %d", (long long)k,
-                            x->rank);
-    int lead = x->rank - (int)k;
-    int64_t rows = 1, n = 1;
-    for (int i = 0; i < x->rank; i++) {
-        if (i < lead) {
-            rows *= x->dims[i];
-            continue;
-        }
-        if (ns[i - lead] != x->dims[i])
-            return tc_cuda_fail(c, TC_ERR_SHAPE, "normalized_shape[%d] is %lld but the input's dim %d is %lld",
-                                i - lead, (long long)ns[i - lead], i, (long long)x->dims[i]);
-        n *= x->dims[i];
-    }
+    int64_t rows, n;
+    tc_error why = {0};
+    tc_status ls = tc_layer_norm_rows(c->g, c->node, c->symvals, x->rank, x->dims, &rows, &n, &why);
+    if (ls != TC_OK) return tc_cuda_fail(c, ls, "%s", why.msg);
     tc_cuda_norm_param p[2];
     TC_TRY(param_of(c, 2, "weight", n, &p[0]));
     TC_TRY(param_of(c, 3, "bias", n, &p[1]));

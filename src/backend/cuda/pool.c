@@ -22,15 +22,8 @@ static tc_status need_float(const tc_cuda_call *c, tc_dtype t) {
     return tc_cuda_fail(c, TC_ERR_DTYPE, "dtype %s is not supported on cuda (f32, f16, bf16, f64)", tc_dtype_name(t));
 }
 
-/* An int[2] argument: [] or None gives dflt (or zeros), one element stands for both. */
 static void read_pair(const tc_cuda_call *c, int argi, const int64_t *dflt, int64_t *out) {
-    int64_t v[TC_MAX_RANK * 2];
-    int64_t n = tc_cuda_ints(c, argi, v, TC_MAX_RANK * 2);
-    if (n <= 0) {
-        out[0] = dflt ? dflt[0] : 0, out[1] = dflt ? dflt[1] : 0;
-        return;
-    }
-    out[0] = v[0], out[1] = v[n - 1];
+    tc_node_pair_eval(c->g, c->node, argi, c->symvals, dflt, out);
 }
 
 static int64_t planes_of(const tc_cuda_tensor *t) {
