@@ -135,7 +135,7 @@ head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY
 if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
   t=$(date +%s)
   TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1 timeout "$(left)" $PY -m pytest -q -ra \
-    -p no:cacheprovider tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
+    -p no:cacheprovider "${XDIST[@]}" tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
     tests/python/test_ops_attention.py >"$LOG/pytest/switched_models.log" 2>&1
   rc=$?
   note "model, layout and attention tests with TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: builds from source, runs the GPU tests (tools/gpu-check.sh), then the
+# benchmark rows (tools/bench-gpu.sh), then optional A/B timings of settings (tools/ab-env.sh) on the
+# benchmark's exported models, inside one time budget. Writes into the folder given (default $OUT):
+# summary.txt (gpu-check's), RESULTS.md and results.json (the benchmark's), ab.txt, and logs.tgz with
+# every log (the device tool returns at most 8 files).
+#   bash tools/gpu-session.sh [OUT_DIR]
+# Environment: SESSION_BUDGET (seconds in all, default 570), CHECK_BUDGET (seconds for gpu-check,
+# default 330; 0 skips it), BENCH_ROWS (run_bench.py --rows spec, e.g. "resnet50:1,32;bert_base:1";
+# empty skips the benchmark), BENCH_ARGS (more run_bench.py options), AB_VARIANTS (space-separated
+# ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=1 TENSORC_CUDNN_SDPA=1"; empty skips A/B),
+# BUILD_DIR (default /tmp/tensorc-gpu-build).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUTDIR=${1:-${OUT:-gpu-session}}
+mkdir -p "$OUTDIR" && OUTDIR=$(cd "$OUTDIR" && pwd)
+WORK=$(mktemp -d)
+START=$(date +%s)
+BUDGET=${SESSION_BUDGET:-570}
+left() { echo $((START + BUDGET - $(date +%s))); }
+export BUILD_DIR=${BUILD_DIR:-/tmp/tensorc-gpu-build}
+BENCH_WORK=${BENCH_WORK_DIR:-/tmp/tensorc-bench-work}
+
+if [ "${CHECK_BUDGET:-330}" != 0 ]; then
+  GPU_CHECK_JOBS=${GPU_CHECK_JOBS:-4} XDIST_WORKERS=${XDIST_WORKERS:-4} GPU_CHECK_BUDGET=${CHECK_BUDGET:-330} \
+    bash tools/gpu-check.sh "$WORK/gpu" >"$WORK/gpu-check.out" 2>&1
+  cp "$WORK/gpu/summary.txt" "$OUTDIR/summary.txt" 2>/dev/null
+  tail -n 45 "$WORK/gpu/summary.txt" 2>/dev/null || tail -n 30 "$WORK/gpu-check.out"
+fi
+if [ -n "${BENCH_ROWS:-}" ] && [ "$(left)" -gt 60 ]; then
+  rem=$(left)
+  [ -n "${AB_VARIANTS:-}" ] && rem=$((rem * 2 / 5))
+  # shellcheck disable=SC2086
+  BENCH_BUDGET=$rem BENCH_WORK_DIR=$BENCH_WORK bash tools/bench-gpu.sh "$WORK/bench" --rows "$BENCH_ROWS" \
+    ${BENCH_ARGS:-} >"$WORK/bench-gpu.out" 2>&1
+  cp "$WORK/bench/RESULTS.md" "$WORK/bench/results.json" "$OUTDIR/" 2>/dev/null
+  grep -E "^\[bench\]|^bench:|^build:" "$WORK/bench-gpu.out" | tail -n 20
+  sed -n '/^| model | batch/,/^$/p' "$WORK/bench/RESULTS.md" 2>/dev/null
+  grep -E "^\*\*Geometric" "$WORK/bench/RESULTS.md" 2>/dev/null
+fi
+if [ -n "${AB_VARIANTS:-}" ] && [ "$(left)" -gt 30 ]; then
+  # shellcheck disable=SC2086
+  TENSORC_CLI=$BUILD_DIR/tensorc timeout "$(left)" bash tools/ab-env.sh $AB_VARIANTS "$BENCH_WORK"/*.pt2 \
+    >"$OUTDIR/ab.txt" 2>&1
+  echo "ab-env rc=$?"
+  cat "$OUTDIR/ab.txt"
+fi
+tar -czf "$OUTDIR/logs.tgz" -C "$WORK" . 2>/dev/null
+echo "== gpu-session done in $(($(date +%s) - START))s"
