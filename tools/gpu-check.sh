@@ -8,7 +8,7 @@
 # Environment: GPU_CHECK_BUDGET (seconds), GPU_CHECK_JOBS (test files run at once, default 1),
 # GPU_CHECK_FILES (space-separated test files instead of all), XDIST_WORKERS (when pytest-xdist is
 # installed, workers per file; default 4), BUILD_DIR (default build-gpu), GPU_CHECK_SWITCHES (0: skip the
-# last stage, the GPU model tests with the switched-off lowerings turned on).
+# last stage, the GPU model tests with the default-on lowerings turned off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -128,17 +128,18 @@ grep -hE "^(FAILED|ERROR) " "$LOG"/pytest/*.log >"$LOG/failures.txt" 2>/dev/null
 note "failures: $(wc -l <"$LOG/failures.txt") line(s) in failures.txt; first ones:"
 head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 
-# ---- the switched lowerings on whole models ------------------------------------------------------
-# TENSORC_CUDA_NHWC=1, TENSORC_CUDA_NVRTC=1 and TENSORC_CUDNN_SDPA=1 are off by default until they
-# have run on a GPU: the GPU model tests and the attention conformance once more with all three on
-# (GPU_CHECK_SWITCHES=0 skips this), when time is left.
+# ---- the switched-off lowerings on whole models -------------------------------------------------
+# Channels-last convolution chains, generated elementwise kernels and cuDNN's fused attention are on
+# by default; the GPU model tests, the layout tests and the attention conformance run once more with
+# all three off (TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0), so that the paths
+# they fall back to stay tested (GPU_CHECK_SWITCHES=0 skips this), when time is left.
 if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
   t=$(date +%s)
-  TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1 timeout "$(left)" $PY -m pytest -q -ra \
+  TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 timeout "$(left)" $PY -m pytest -q -ra \
     -p no:cacheprovider "${XDIST[@]}" tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
     tests/python/test_ops_attention.py >"$LOG/pytest/switched_models.log" 2>&1
   rc=$?
-  note "model, layout and attention tests with TENSORC_CUDA_NHWC=1 TENSORC_CUDA_NVRTC=1 TENSORC_CUDNN_SDPA=1: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
+  note "model, layout and attention tests with TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
   grep -hE "^(FAILED|ERROR) " "$LOG/pytest/switched_models.log" | head -n 10 | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 fi
 note "== done in $(elapsed "$START")"

@@ -8,7 +8,9 @@
 # Environment: SESSION_BUDGET (seconds in all, default 570), CHECK_BUDGET (seconds for gpu-check,
 # default 330; 0 skips it), BENCH_ROWS (run_bench.py --rows spec, e.g. "resnet50:1,32;bert_base:1";
 # empty skips the benchmark), BENCH_ARGS (more run_bench.py options), AB_VARIANTS (space-separated
-# ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=1 TENSORC_CUDNN_SDPA=1"; empty skips A/B),
+# ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=0 TENSORC_CUDNN_SDPA=0"; empty skips A/B), AB_MODELS
+# (the benchmark's .pt2 stems to A/B, e.g. "resnet50_b32 bert_base_b32"; default all), PROFILE
+# (.pt2 stems whose f16 engines tools/kernel-profile.sh profiles, into profile.txt),
 # BUILD_DIR (default /tmp/tensorc-gpu-build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +40,29 @@ if [ -n "${BENCH_ROWS:-}" ] && [ "$(left)" -gt 60 ]; then
   sed -n '/^| model | batch/,/^$/p' "$WORK/bench/RESULTS.md" 2>/dev/null
   grep -E "^\*\*Geometric" "$WORK/bench/RESULTS.md" 2>/dev/null
 fi
+if [ -n "${PROFILE:-}" ] && [ "$(left)" -gt 30 ]; then
+  for m in $PROFILE; do
+    [ "$(left)" -gt 20 ] || break
+    echo "== $m" >>"$OUTDIR/profile.txt"
+    if "$BUILD_DIR/tensorc" build "$BENCH_WORK/$m.pt2" --fp16 -o "$WORK/$m.tce" >>"$WORK/profile-build.log" 2>&1; then
+      TENSORC_CLI=$BUILD_DIR/tensorc timeout "$(left)" bash tools/kernel-profile.sh "$WORK/$m.tce" 30 \
+        "$WORK/$m.ncu.csv" >>"$OUTDIR/profile.txt" 2>&1
+    else
+      tail -n 3 "$WORK/profile-build.log" >>"$OUTDIR/profile.txt"
+    fi
+    rm -f "$WORK/$m.tce"
+  done
+  head -n 40 "$OUTDIR/profile.txt"
+fi
 if [ -n "${AB_VARIANTS:-}" ] && [ "$(left)" -gt 30 ]; then
+  models=()
+  if [ -n "${AB_MODELS:-}" ]; then
+    for m in $AB_MODELS; do models+=("$BENCH_WORK/$m.pt2"); done
+  else
+    models=("$BENCH_WORK"/*.pt2)
+  fi
   # shellcheck disable=SC2086
-  TENSORC_CLI=$BUILD_DIR/tensorc timeout "$(left)" bash tools/ab-env.sh $AB_VARIANTS "$BENCH_WORK"/*.pt2 \
+  TENSORC_CLI=$BUILD_DIR/tensorc timeout "$(left)" bash tools/ab-env.sh $AB_VARIANTS "${models[@]}" \
     >"$OUTDIR/ab.txt" 2>&1
   echo "ab-env rc=$?"
   cat "$OUTDIR/ab.txt"

@@ -11,6 +11,7 @@ void tc_pass_options_init(tc_pass_options *o) {
     o->dce = true;
     o->fold_constants = true;
     o->fold_batchnorm = true;
+    o->attention_masks = true;
     o->precision = TC_F32;
 }
 
@@ -73,6 +74,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
         {"dce", o.dce ? tc_pass_dce : NULL},
         {"fold_constants", o.fold_constants ? tc_pass_fold_constants : NULL},
         {"fold_batchnorm", o.fold_batchnorm ? tc_pass_fold_batchnorm : NULL},
+        {"attention_masks", o.attention_masks ? tc_pass_attention_masks : NULL},
         {"precision", o.precision != TC_F32 ? tc_pass_precision : NULL},
         {"dce", o.dce ? tc_pass_dce : NULL},
     };

@@ -14,16 +14,18 @@ typedef struct tc_pass_options {
     bool dce;              /* dead-code elimination */
     bool fold_constants;   /* evaluate nodes whose inputs are all constants on the CPU backend */
     bool fold_batchnorm;   /* fold inference batch norm into the convolution before it */
+    bool attention_masks;  /* drop constant attention masks that mask nothing */
     tc_dtype precision;    /* TC_F32: off; TC_F16 / TC_BF16: run f32 compute in that type */
     size_t fold_max_bytes; /* largest constant folding may create; 0 = TC_FOLD_MAX_BYTES */
     bool verbose;          /* one line per pass: node and constant counts before and after, time */
     FILE *log;             /* where verbose lines go; NULL = stderr */
 } tc_pass_options;
 
-/* dce, fold_constants, fold_batchnorm on; precision TC_F32; quiet. */
+/* dce, fold_constants, fold_batchnorm, attention_masks on; precision TC_F32; quiet. */
 void tc_pass_options_init(tc_pass_options *o);
 
-/* Runs the enabled passes in order: dce, fold_constants, fold_batchnorm, precision, dce.
+/* Runs the enabled passes in order: dce, fold_constants, fold_batchnorm, attention_masks, precision,
+ * dce.
  * Takes over the caller's reference to *g: on success *g is the optimized graph (which keeps
  * the graphs it came from alive, so borrowed constants stay valid) and the caller frees that one;
  * a pass that changes nothing leaves *g as it was. On error *g is unchanged and still the
@@ -43,6 +45,10 @@ tc_status tc_pass_fold_constants(tc_graph *g, const tc_pass_options *o, tc_graph
  * the conv output becomes one conv with scaled weights and a new bias. */
 tc_status tc_pass_fold_batchnorm(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
                                  tc_error *err);
+/* scaled_dot_product_attention whose mask is a constant that masks nothing (bool all true, float
+ * all zero) loses the mask, so that fused attention without mask support can run it. */
+tc_status tc_pass_attention_masks(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
+                                  tc_error *err);
 /* Mixed precision (o->precision f16 or bf16): f32 compute runs in the low type; the numerically
  * sensitive ops (softmax, norms, sums and means, exp/log/pow) stay f32 with casts around them;
  * graph inputs and outputs keep their dtypes. */

@@ -195,14 +195,14 @@ static void test_gpu_matches_cpu(tc_dtype t) {
         tc_free_buffer(data);
     }
     tc_engine_free(e);
-    unsetenv("TENSORC_CUDA_NVRTC");
+    setenv("TENSORC_CUDA_NVRTC", "0", 1); /* node by node */
     /* NVRTC refusing the program: the chains run node by node, as without generated kernels */
     static float fallback[3][N * C * H * W];
     setenv("TENSORC_CUDA_NVRTC", "1", 1);
     setenv("TENSORC_CUDA_NVRTC_OPTIONS", "--no-such-option", 1);
     CHECK(g && run(g, TC_BACKEND_CUDA, t, fallback));
     unsetenv("TENSORC_CUDA_NVRTC_OPTIONS");
-    unsetenv("TENSORC_CUDA_NVRTC");
+    setenv("TENSORC_CUDA_NVRTC", "0", 1); /* node by node */
     /* one node at a time (each op rounds as in the chain): the same values, up to one ulp of the
      * dtype where NVRTC's math library and nvcc's round an f32 result differently */
     CHECK(g && run(g, TC_BACKEND_CUDA, t, plain));

@@ -414,11 +414,89 @@ static void test_resnet18_model(void) {
     tc_graph_free(g);
 }
 
+/* q, k, v [1, 2, 3, 4] inputs; attention with mask m (NULL: none) as the output. */
+static tc_graph_t *sdpa_graph(tc_value_t *(*make_mask)(tc_graph_t *g)) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t d[4] = {1, 2, 3, 4};
+    tc_value_t *q, *k, *v;
+    tc_graph_add_input(g, "q", TC_F32, 4, d, &q);
+    tc_graph_add_input(g, "k", TC_F32, 4, d, &k);
+    tc_graph_add_input(g, "v", TC_F32, 4, d, &v);
+    tc_value_t *m = make_mask ? make_mask(g) : NULL;
+    tc_arg mask = m ? T(m) : (tc_arg){.kind = TC_ARG_NONE};
+    tc_graph_mark_output(g, node1(g, "scaled_dot_product_attention", "attn", 4, (tc_arg[]){T(q), T(k), T(v), mask}), "y");
+    return g;
+}
+
+/* arange(0, 3) >= 0, made from shapes alone as BERT makes it: [3] all true, broadcast over rows */
+static tc_value_t *mask_from_arange(tc_graph_t *g) {
+    tc_value_t *r = node1(g, "arange.start_step", "arange", 2, (tc_arg[]){I(0), I(3)});
+    return node1(g, "ge.Scalar", "ge", 2, (tc_arg[]){T(r), I(0)});
+}
+
+static tc_value_t *mask_zeros(tc_graph_t *g) {
+    static const float z[9] = {0, -0.0f, 0, 0, 0, 0, 0, 0, 0};
+    int64_t d[2] = {3, 3};
+    tc_value_t *c;
+    tc_graph_add_constant(g, "zeros", TC_F32, 2, d, z, TC_CONSTANT_COPY, &c);
+    return c;
+}
+
+static tc_value_t *mask_one_false(tc_graph_t *g) {
+    static const bool b[9] = {true, true, true, true, false, true, true, true, true};
+    int64_t d[2] = {3, 3};
+    tc_value_t *c;
+    tc_graph_add_constant(g, "mask", TC_BOOL, 2, d, b, TC_CONSTANT_COPY, &c);
+    return c;
+}
+
+static const tc_node *find_op(const tc_graph *g, const char *op_name) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        const tc_node *n = g->nodes.items[i];
+        if (strcmp(n->op_name, op_name) == 0) return n;
+    }
+    return NULL;
+}
+
+static void test_attention_masks_that_mask_nothing_are_dropped(void) {
+    float qkv[3][24], want[24], got[24];
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 24; i++) qkv[t][i] = (float)(((i + 5 * t) * 7) % 13) / 6 - 1;
+    tc_tensor in[3];
+    for (int t = 0; t < 3; t++) in[t] = (tc_tensor){TC_F32, 4, {1, 2, 3, 4}, qkv[t]};
+    tc_graph_t *plain = sdpa_graph(NULL);
+    CHECK(run_f32(plain, 3, in, 0, want, 24) == 24);
+    tc_graph_free(plain);
+
+    tc_value_t *(*const makers[3])(tc_graph_t *) = {mask_from_arange, mask_zeros, mask_one_false};
+    for (int m = 0; m < 3; m++) {
+        tc_pass_options o;
+        tc_pass_options_init(&o);
+        tc_graph_t *og = optimize(sdpa_graph(makers[m]), &o);
+        CHECK(og != NULL);
+        if (!og) continue;
+        const tc_node *attn = find_op(og, "scaled_dot_product_attention");
+        CHECK(attn != NULL);
+        bool kept = attn && tc_node_tensor(attn, 3) != NULL;
+        CHECK_MSG(kept == (m == 2), "mask %d: kept %d", m, (int)kept);
+        CHECK_MSG(m == 2 || count_constants(og) == 0, "mask %d: %d constants left", m, count_constants(og));
+        CHECK(run_f32(og, 3, in, 0, got, 24) == 24);
+        double diff = 0;
+        for (int i = 0; i < 24; i++) diff = fmax(diff, fabs(got[i] - want[i]));
+        /* the mask that hides one key must change that row; the others must not change anything */
+        if (m == 2) CHECK_MSG(diff > 1e-3, "a real mask changed nothing (%g)", diff);
+        else CHECK_MSG(diff == 0, "mask %d: max diff %g from no mask", m, diff);
+        tc_graph_free(og);
+    }
+}
+
 int main(void) {
     test_dce_removes_unused_nodes_and_constants();
     test_fold_constants_folds_weight_only_chains();
     test_fold_constants_leaves_big_expansions();
     test_fold_batchnorm_into_conv();
+    test_attention_masks_that_mask_nothing_are_dropped();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();

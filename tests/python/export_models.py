@@ -10,6 +10,7 @@ The full-size models of the GPU tests and the benchmark (FULL_SIZE_MODELS: resne
 vit_b_16, bert_base, each _f32 or _f16, fixed batch or _dyn) are exported only when named.
 """
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -256,6 +257,17 @@ def export_one(name, out_dir, force=False, reference=True):
     their own reference on the GPU); such a manifest's cases have "outputs": None."""
     if name not in MODELS and name not in FULL_SIZE_MODELS:
         raise KeyError(f"unknown model '{name}'")
+    # one writer per model folder: test files and xdist workers run at once and share the cache
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _export_locked(name, out_dir, force, reference)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _export_locked(name, out_dir, force, reference):
     d = Path(out_dir) / name
     man_path = d / "manifest.json"
     if not force and man_path.exists():

@@ -15,7 +15,6 @@ TF32 vs f32" figure can be TF32 alone rather than an engine bug; the bound is no
 f16: cosine similarity >= 0.999 against eager f16. Every test prints its error and timings (visible with -s or
 without xdist, and appended to $TENSORC_GPU_MODEL_REPORT when set). Environment: TENSORC_GPU_MODELS
 (families, comma-separated; default all four), TENSORC_GPU_MODEL_PATHS (python,cli; default both)."""
-import fcntl
 import json
 import os
 import re
@@ -119,16 +118,8 @@ def _report(request, line):
 
 
 def _exported(name):
-    """The manifest of export_models' `name`, exported once (a lock keeps xdist workers from writing
-    the same folder at the same time)."""
-    out = export_models.default_out_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return export_models.export_one(name, out, reference=False)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """The manifest of export_models' `name`, exported once (export_one locks the folder)."""
+    return export_models.export_one(name, export_models.default_out_dir(), reference=False)
 
 
 def _inputs(man, device="cuda"):

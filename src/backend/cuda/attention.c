@@ -1,6 +1,6 @@
 /* CUDA kernel for scaled_dot_product_attention: argument handling on the host (batch broadcast
  * strides, grouped-query heads, mask broadcast, checks of sizes that were symbolic at inference),
- * mirroring backend/cpu/attention.c. With TENSORC_CUDNN_SDPA=1, f16/bf16 attention without mask,
+ * mirroring backend/cpu/attention.c. Unless TENSORC_CUDNN_SDPA=0, f16/bf16 attention without mask,
  * causal masking or broadcast runs on cuDNN's fused attention (the SDPA operation of its graph
  * API, tensor cores); everything else, and any case cuDNN declines, on our fused kernel in
  * kernels/attention.cu. */
@@ -47,15 +47,10 @@ static unsigned align16(const void *p) {
     return a;
 }
 
-static bool env_on(const char *name) {
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0 && strcmp(v, "off") != 0 && strcmp(v, "false") != 0;
-}
-
 /* Whether cuDNN's SDPA operation may run a: f16 or bf16 [B, H, L, E] operands stored packed (no
  * broadcast batch or head, no grouped-query heads), value width = key width, a head width that is
  * a multiple of 8 up to 128, no mask and no causal masking (cuDNN 9.19's operation has neither).
- * TENSORC_CUDNN_SDPA=1 turns the path on: off by default until it has run on a GPU. */
+ * TENSORC_CUDNN_SDPA=0 turns the path off. */
 static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a) {
 #ifdef TC_HAVE_CUDNN_SDPA
     if (a->dtype != TC_F16 && a->dtype != TC_BF16) return false;
@@ -69,7 +64,7 @@ static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a) {
     }
     static _Atomic int ok = -1; /* the operation needs cuDNN 9.13.1 at run time */
     if (ok < 0) ok = cudnnGetVersion() >= 91301;
-    return ok && env_on("TENSORC_CUDNN_SDPA");
+    return ok && tc_cuda_env_flag("TENSORC_CUDNN_SDPA", true);
 #else
     (void)a;
     return false;

@@ -15,7 +15,7 @@ typedef struct tc_cuda_tensor {
     int64_t numel;
     void *data; /* device pointer, contiguous C order (but see nhwc) */
     /* A rank-4 value stored channels-last: dims stay logical [N, C, H, W] (a weight's [K, C, R, S])
-     * and memory is [N, H, W, C] ([K, R, S, C]). Only with TENSORC_CUDA_NHWC=1, and only for values
+     * and memory is [N, H, W, C] ([K, R, S, C]). Unless TENSORC_CUDA_NHWC=0, and only for values
      * whose every reader knows (see docs/cuda-backend.md, "NHWC"): convolutions, and elementwise
      * ops whose tensor operands all have the output's dims. Everything else sees false. */
     bool nhwc;
@@ -96,6 +96,9 @@ void *tc_cuda_cublaslt(const tc_cuda_call *c); /* cublasLtHandle_t */
 void *tc_cuda_cudnn(const tc_cuda_call *c);    /* cudnnHandle_t, stream already set */
 /* Build options the kernels honour. */
 bool tc_cuda_allow_tf32(const tc_cuda_call *c);
+/* An on/off environment switch: unset or empty gives dflt; "0", "off", "false" and "no" are off,
+ * anything else on. */
+bool tc_cuda_env_flag(const char *name, bool dflt);
 /* A per-node cache (for cuDNN plans, cuBLASLt algorithms) owned by the execution context and
  * freed with it through the destructor given on first use; keyed by node id and a caller key. */
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));

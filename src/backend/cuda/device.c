@@ -9,7 +9,14 @@
 #include <nvrtc.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+bool tc_cuda_env_flag(const char *name, bool dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    return !(strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0);
+}
 
 /* Shortens "/long/path/src/backend/cuda/device.c" to "backend/cuda/device.c" for messages. */
 static const char *short_path(const char *file)

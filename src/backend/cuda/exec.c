@@ -68,12 +68,6 @@ void tc_cuda_dev_leave(const tc_cuda_dev_guard *gd) {
     if (gd->changed) (void)cudaSetDevice(gd->prev);
 }
 
-static bool env_flag(const char *name, bool dflt) {
-    const char *v = getenv(name);
-    if (!v || !*v) return dflt;
-    return !(strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0);
-}
-
 /* ---- engine ----------------------------------------------------------------------------- */
 
 
@@ -96,16 +90,16 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     if (!e) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&e->choice_lock, NULL);
     pthread_mutex_init(&e->ew_lock, NULL);
-    e->ew_mode = env_flag("TENSORC_CUDA_NVRTC", false);
-    e->records = env_flag("TENSORC_PLAN_RECORDS", true);
+    e->ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
+    e->records = tc_cuda_env_flag("TENSORC_PLAN_RECORDS", true);
     e->g = g;
     if (opt) e->opt = *opt;
     else tc_build_options_init(&e->opt);
     e->device = dev;
-    e->sync_each = env_flag("TENSORC_CUDA_SYNC", false);
-    e->use_graphs = env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each;
-    e->fuse = env_flag("TENSORC_CUDA_FUSE", true);
-    e->nhwc_mode = env_flag("TENSORC_CUDA_NHWC", false);
+    e->sync_each = tc_cuda_env_flag("TENSORC_CUDA_SYNC", false);
+    e->use_graphs = tc_cuda_env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each;
+    e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
+    e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
     if (st != TC_OK) {
         free(e);

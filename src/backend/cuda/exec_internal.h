@@ -33,7 +33,7 @@ typedef enum tc_cuda_step_kind {
     TC_CUDA_STEP_EW    /* a chain of elementwise nodes as one generated kernel (fuse_ew.c) */
 } tc_cuda_step_kind;
 
-/* A chain of elementwise nodes run by one generated kernel (TENSORC_CUDA_NVRTC=1, fuse_ew.c). */
+/* A chain of elementwise nodes run by one generated kernel (fuse_ew.c; off with TENSORC_CUDA_NVRTC=0). */
 #define TC_CUDA_EW_MAX_NODES 8
 #define TC_CUDA_EW_MAX_IN 8
 typedef struct tc_cuda_ew_operand {
@@ -99,7 +99,7 @@ struct tc_cuda_engine {
     bool use_graphs;        /* TENSORC_CUDA_GRAPHS (default on) */
     bool sync_each;         /* TENSORC_CUDA_SYNC=1: synchronize after every node to find faulting kernels */
     bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
-    bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default off): keep conv activations channels-last */
+    bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default on): keep conv activations channels-last */
     bool *nhwc;             /* per value id: stored channels-last (NULL without nhwc_mode) */
     int n_nhwc;             /* values stored channels-last */
     int n_steps;

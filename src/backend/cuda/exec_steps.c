@@ -228,7 +228,7 @@ static tc_cuda_epi_act gemm_act(const lower_ctx *L, const tc_node *n, const tc_n
     return TC_CUDA_EPI_NONE;
 }
 
-/* ---- elementwise chains (TENSORC_CUDA_NVRTC=1) --------------------------------------------- */
+/* ---- elementwise chains (off with NVRTC=0) --------------------------------------------- */
 
 /* Adds the operands of node m (other than the chain's previous value) to es; false when one
  * cannot be indexed or there are too many. */
@@ -347,7 +347,7 @@ static void mark_inputs(tc_cuda_engine *e, const tc_node *n, int skip_a, int ski
     }
 }
 
-/* ---- channels-last layout (TENSORC_CUDA_NHWC=1) -------------------------------------------- */
+/* ---- channels-last layout (off with NHWC=0) -------------------------------------------- */
 
 /* Elementwise ops whose kernels compute position by position when every tensor operand has the
  * output's dims, so that they run unchanged on channels-last memory. */
@@ -670,12 +670,9 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
     tc_cuda_engine e;
     memset(&e, 0, sizeof e);
     e.g = g;
-    const char *env = getenv("TENSORC_CUDA_FUSE");
-    bool fuse = !(env && (strcmp(env, "0") == 0 || strcmp(env, "off") == 0 || strcmp(env, "false") == 0));
-    const char *venv = getenv("TENSORC_CUDA_NVRTC");
-    e.ew_mode = venv && *venv && strcmp(venv, "0") != 0 && strcmp(venv, "off") != 0 && strcmp(venv, "false") != 0;
-    const char *nenv = getenv("TENSORC_CUDA_NHWC");
-    e.nhwc_mode = nenv && *nenv && strcmp(nenv, "0") != 0 && strcmp(nenv, "off") != 0 && strcmp(nenv, "false") != 0;
+    bool fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
+    e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
+    e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
     tc_error err;
     tc_error_clear(&err);
     tc_status st = tc_cuda_lower_steps(&e, fuse, &err);

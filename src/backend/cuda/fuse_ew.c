@@ -1,4 +1,4 @@
-/* Generated kernels for chains of elementwise ops (TENSORC_CUDA_NVRTC=1): the lowering groups a
+/* Generated kernels for chains of elementwise ops (on unless TENSORC_CUDA_NVRTC=0): the lowering groups a
  * chain of float elementwise nodes whose intermediate values nothing else reads into one step; here
  * each step becomes a CUDA C kernel, all of an engine's in one program compiled by NVRTC for the
  * engine's GPU at its first run (or taken from the cubin stored in its engine file), loaded with
