@@ -27,11 +27,29 @@ static bool masks_nothing(const tc_value *v) {
     return true;
 }
 
+/* Ops that only move or repeat their first input's elements: a mask made by them from a constant
+ * holds only that constant's values. */
+static bool moves_elements(int op) {
+    switch (op) {
+    case TC_OP_EXPAND: case TC_OP_VIEW: case TC_OP_UNSAFE_VIEW: case TC_OP_RESHAPE: case TC_OP_PERMUTE:
+    case TC_OP_UNSQUEEZE: case TC_OP_SQUEEZE: case TC_OP_SQUEEZE_DIM: case TC_OP_SQUEEZE_DIMS: case TC_OP_ALIAS:
+    case TC_OP_DETACH: case TC_OP_CLONE: case TC_OP_CONTIGUOUS: case TC_OP_LIFT_FRESH_COPY: case TC_OP_REPEAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static tc_status mask_node(tc_rewriter *rw, const tc_node *n, void *user) {
     (void)user;
     if (n->op != TC_OP_SDPA) return tc_rw_copy_node(rw, n);
     const tc_value *mask = tc_node_tensor(n, SDPA_MASK_ARG);
-    if (!mask || !masks_nothing(tc_rw_peek(rw, mask))) return tc_rw_copy_node(rw, n);
+    /* a constant too large to fold once broadcast (BERT's [B, 1, L, L] from [1, 1, L, 1]) is still
+     * found behind its expand */
+    const tc_value *src = mask;
+    while (src && src->kind == TC_VALUE_NODE && moves_elements(src->producer->op))
+        src = tc_node_tensor(src->producer, 0);
+    if (!src || !masks_nothing(tc_rw_peek(rw, src))) return tc_rw_copy_node(rw, n);
     tc_arg args[TC_OP_MAX_ARGS];
     int na;
     TC_TRY(tc_rw_args(rw, n, NULL, args, &na));

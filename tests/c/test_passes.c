@@ -435,6 +435,18 @@ static tc_value_t *mask_from_arange(tc_graph_t *g) {
     return node1(g, "ge.Scalar", "ge", 2, (tc_arg[]){T(r), I(0)});
 }
 
+/* a [3] all-true constant broadcast to [1, 2, 3, 3] through unsqueeze and expand, as a large batch
+ * keeps it (too large to fold) */
+static tc_value_t *mask_expanded(tc_graph_t *g) {
+    static const bool b[3] = {true, true, true};
+    static const int64_t to[4] = {1, 2, 3, 3};
+    int64_t d[1] = {3};
+    tc_value_t *c;
+    tc_graph_add_constant(g, "ones", TC_BOOL, 1, d, b, TC_CONSTANT_COPY, &c);
+    tc_value_t *u = node1(g, "unsqueeze", "unsq", 2, (tc_arg[]){T(c), I(0)});
+    return node1(g, "expand", "expand", 2, (tc_arg[]){T(u), IS(to, 4)});
+}
+
 static tc_value_t *mask_zeros(tc_graph_t *g) {
     static const float z[9] = {0, -0.0f, 0, 0, 0, 0, 0, 0, 0};
     int64_t d[2] = {3, 3};
@@ -469,10 +481,11 @@ static void test_attention_masks_that_mask_nothing_are_dropped(void) {
     CHECK(run_f32(plain, 3, in, 0, want, 24) == 24);
     tc_graph_free(plain);
 
-    tc_value_t *(*const makers[3])(tc_graph_t *) = {mask_from_arange, mask_zeros, mask_one_false};
-    for (int m = 0; m < 3; m++) {
+    tc_value_t *(*const makers[4])(tc_graph_t *) = {mask_from_arange, mask_zeros, mask_one_false, mask_expanded};
+    for (int m = 0; m < 4; m++) {
         tc_pass_options o;
         tc_pass_options_init(&o);
+        o.fold_constants = m != 3; /* the expanded mask stays a node */
         tc_graph_t *og = optimize(sdpa_graph(makers[m]), &o);
         CHECK(og != NULL);
         if (!og) continue;

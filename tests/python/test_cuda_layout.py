@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import tensorc_ct
-from conformance import randn
+from conformance import assert_matches, randn
 from test_cuda_fusion import RecordingGraph, _compare, bnorm, conv, describe, needs_lowering
 from tensorc_ct import Graph
 
@@ -92,6 +92,27 @@ def conv_act_conv(dtype, act="hardswish"):
     return g, [randn(2, 4, 7, 7, seed=4).to(dtype)]
 
 
+def dwconv(g, x, c, name, dtype, stride=1, seed=0):
+    """A 3x3 depthwise convolution (groups = channels) without bias."""
+    w = g.constant(name + ".w", randn(c, 1, 3, 3, seed=seed, scale=0.5).to(dtype))
+    return g.node("convolution", x, w, None, [stride, stride], [1, 1], [1, 1], False, [0, 0], c, name=name)
+
+
+def depthwise_blocks(dtype):
+    """mobilenet-like: 1x1 conv-bn-relu, depthwise-bn with a residual add and relu, then a strided
+    depthwise-bn-relu and a 1x1 projection: our depthwise kernel with its epilogue, channels-last."""
+    g = Graph()
+    x = g.input("x", dtype, [2, 8, 10, 10])
+    a = g.node("relu", bnorm(g, conv(g, x, 8, 16, "expand", dtype, bias=False, k=1, seed=1), 16, "bn1", dtype,
+                             seed=2), name="r1")
+    d = bnorm(g, dwconv(g, a, 16, "dw1", dtype, seed=3), 16, "bn2", dtype, seed=4)
+    h = g.node("relu", g.node("add.Tensor", d, a, name="add"), name="r2")
+    e = g.node("relu", bnorm(g, dwconv(g, h, 16, "dw2", dtype, stride=2, seed=5), 16, "bn3", dtype, seed=6),
+               name="r3")
+    g.output(conv(g, e, 16, 8, "project", dtype, k=1, seed=7))
+    return g, [randn(2, 8, 10, 10, seed=8).to(dtype)]
+
+
 def squeeze_excite(dtype):
     """conv, then x * sigmoid(pool(x)) with a [N, C, 1, 1] gate: the broadcast keeps x NCHW."""
     g = Graph()
@@ -148,6 +169,17 @@ def test_a_generated_chain_between_convolutions_stays_channels_last(nhwc, monkey
 
 
 @needs_lowering
+def test_depthwise_convolutions_stay_channels_last_with_their_epilogues(nhwc):
+    _, _, lines = describe(depthwise_blocks(torch.float16)[0])
+    assert lines == [
+        "expand + bn1 + r1: convolution, folded scale, bias, relu [channels-last out]",
+        "dw1 + bn2 + add + r2: convolution, folded scale, bias, residual add, relu [channels-last in, out]",
+        "dw2 + bn3 + r3: convolution, folded scale, bias, relu [channels-last in, out]",
+        "project: convolution [channels-last in]",
+    ], lines
+
+
+@needs_lowering
 def test_broadcast_pooling_f32_and_the_switch_off_keep_nchw(nhwc, monkeypatch):
     g, _ = squeeze_excite(torch.float16)
     _, _, lines = describe(g)
@@ -178,7 +210,7 @@ def test_a_value_read_by_anything_else_stays_nchw(nhwc):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite])
+@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite, depthwise_blocks])
 def test_channels_last_results_match_the_cpu_backend(nhwc, build, dtype):
     if build is two_blocks:
         _compare_two_blocks(dtype, f"two_blocks {dtype} channels-last")
@@ -193,6 +225,24 @@ def test_channels_last_with_generated_chains(nhwc, monkeypatch, dtype):
     monkeypatch.setenv("TENSORC_CUDA_NVRTC", "1")
     g, inputs = conv_act_conv(dtype)
     _compare(g, inputs, f"conv_act_conv {dtype} channels-last with a generated chain")
+
+
+@needs_cuda
+def test_depthwise_blocks_f32_match_the_cpu_backend():
+    g, inputs = depthwise_blocks(torch.float32)  # f32 stays NCHW
+    _compare(g, inputs, "depthwise blocks f32")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_depthwise_kernel_matches_cudnn(monkeypatch, dtype):
+    # the same channels-last blocks on our depthwise kernel and on cuDNN's
+    g, inputs = depthwise_blocks(dtype)
+    ours = g.run(*inputs, backend="cuda")[0]
+    monkeypatch.setenv("TENSORC_CUDA_DEPTHWISE", "0")
+    g, inputs = depthwise_blocks(dtype)
+    theirs = g.run(*inputs, backend="cuda")[0]
+    assert_matches(ours, theirs, msg=f"depthwise blocks {dtype}: our kernel vs cuDNN")
 
 
 @needs_cuda

@@ -503,6 +503,33 @@ static void store_plan(const tc_cuda_call *c, const conv_plan *p, const int64_t 
     free(json);
 }
 
+/* Depthwise convolutions (one input and one output channel per group) run on our kernel: cuDNN's
+ * engines for them are slow in both layouts (mobilenet_v3_large at batch 32 spent two thirds of its
+ * time in them on an H100). TENSORC_CUDA_DEPTHWISE=0 hands them to cuDNN, for comparison. */
+static bool is_depthwise(const conv_shape *s) {
+    return tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true) && !s->transposed && s->G > 1 && s->G == s->C && s->K == s->C;
+}
+
+static tc_status run_depthwise(const tc_cuda_call *c, const conv_shape *s, const tc_cuda_tensor *x,
+                               const tc_cuda_tensor *w, const tc_cuda_tensor *b, const tc_cuda_tensor *r,
+                               tc_cuda_tensor *y) {
+    tc_cuda_depthwise_args a = {0};
+    a.x = x->data, a.w = w->data, a.bias = b ? b->data : NULL, a.residual = r ? r->data : NULL, a.y = y->data;
+    a.dtype = s->dtype;
+    a.N = s->N, a.C = s->C, a.H = s->H, a.W = s->W, a.OH = s->OH, a.OW = s->OW, a.KH = s->KH, a.KW = s->KW;
+    a.sh = s->sh, a.sw = s->sw, a.ph = s->ph, a.pw = s->pw, a.dh = s->dh, a.dw = s->dw;
+    a.x_nhwc = s->x_nhwc, a.y_nhwc = s->y_nhwc;
+    /* the stages in order: bias, then relu before a residual (act1) and after it (act2) */
+    for (int k = 0; k < s->n_ep; k++)
+        if (s->ep[k] == EP_RELU) {
+            bool after_residual = false;
+            for (int j = 0; j < k; j++) after_residual = after_residual || s->ep[j] == EP_RESIDUAL;
+            if (after_residual) a.relu2 = true;
+            else a.relu1 = true;
+        }
+    return relay(c, tc_cuda_depthwise_conv(&a, c->stream, c->err));
+}
+
 static tc_status cuda_convolution(const tc_cuda_call *c) {
     const tc_cuda_epilogue *epi = c->epi;
     const tc_cuda_tensor *x = tc_cuda_in(c, 0);
@@ -587,6 +614,7 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
                             (long long)s.OH, (long long)s.OW, (long long)s.H, (long long)s.W);
     }
+    if (is_depthwise(&s)) return run_depthwise(c, &s, x, w, b, r, y);
     s.align_x = alignment_of(x->data), s.align_w = alignment_of(w->data), s.align_y = alignment_of(y->data);
     s.align_b = b ? alignment_of(b->data) : 0;
     s.align_r = r ? alignment_of(r->data) : 0;

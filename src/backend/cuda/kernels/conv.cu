@@ -1,6 +1,8 @@
 /* CUDA kernels around the cuDNN convolutions: the per-channel bias add for NCHW outputs (a
- * grid-stride loop, f32 math, one rounding) and a shared-memory tiled batched transpose for the
- * NCHW <-> NHWC moves (32x32 tiles, padded to avoid bank conflicts, both sides coalesced). */
+ * grid-stride loop, f32 math, one rounding), a shared-memory tiled batched transpose for the
+ * NCHW <-> NHWC moves (32x32 tiles, padded to avoid bank conflicts, both sides coalesced), and the
+ * depthwise convolution with its epilogue (one thread per output element in the output's memory
+ * order, so writes and, along the fastest dim, reads are coalesced; f32 accumulation). */
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/kernels/conv.h"
 
@@ -103,7 +105,91 @@ tc_status transpose_t(const void *in, void *out, int64_t batch, int64_t rows, in
     return launched("tc_cuda_transpose_batched", err);
 }
 
+struct dw_geom {
+    int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+    int64_t xs_n, xs_c, xs_h, xs_w; /* x's strides in elements */
+    bool relu1, relu2;
+};
+
+__device__ __forceinline__ float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
+
+/* Output element i in y's memory order: channel fastest when Y_NHWC, else width fastest. */
+template <typename T, bool Y_NHWC>
+__global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ bias,
+                                 const T *__restrict__ res, T *__restrict__ y, dw_geom g)
+{
+    const int64_t total = g.N * g.C * g.OH * g.OW;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t n, c, oh, ow, t;
+        if (Y_NHWC) {
+            c = i % g.C, t = i / g.C, ow = t % g.OW, t /= g.OW, oh = t % g.OH, n = t / g.OH;
+        } else {
+            ow = i % g.OW, t = i / g.OW, oh = t % g.OH, t /= g.OH, c = t % g.C, n = t / g.C;
+        }
+        const T *xb = x + n * g.xs_n + c * g.xs_c;
+        const T *wc = w + c * g.KH * g.KW;
+        const int64_t ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
+        float acc = 0.0f;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+            const int64_t ih = ih0 + kh * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t kw = 0; kw < g.KW; kw++) {
+                const int64_t iw = iw0 + kw * g.dw;
+                if (iw < 0 || iw >= g.W) continue;
+                acc = fmaf(to_f32(xb[ih * g.xs_h + iw * g.xs_w]), to_f32(wc[kh * g.KW + kw]), acc);
+            }
+        }
+        if (bias) acc += to_f32(bias[c]);
+        if (g.relu1) acc = relu_keep_nan(acc);
+        if (res) acc += to_f32(res[i]);
+        if (g.relu2) acc = relu_keep_nan(acc);
+        y[i] = from_f32<T>(acc);
+    }
+}
+
+template <typename T>
+tc_status depthwise_t(const tc_cuda_depthwise_args *a, const dw_geom &g, cudaStream_t s, tc_error *err)
+{
+    const T *x = static_cast<const T *>(a->x), *w = static_cast<const T *>(a->w);
+    const T *b = static_cast<const T *>(a->bias), *r = static_cast<const T *>(a->residual);
+    T *y = static_cast<T *>(a->y);
+    const int blocks = blocks_for(g.N * g.C * g.OH * g.OW);
+    if (a->y_nhwc) depthwise_kernel<T, true><<<blocks, kThreads, 0, s>>>(x, w, b, r, y, g);
+    else depthwise_kernel<T, false><<<blocks, kThreads, 0, s>>>(x, w, b, r, y, g);
+    return launched("tc_cuda_depthwise_conv", err);
+}
+
 } // namespace
+
+extern "C" tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, void *stream, tc_error *err)
+{
+    if (!a) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "tc_cuda_depthwise_conv: NULL arguments");
+    const int64_t sizes[] = {a->N, a->C, a->H, a->W, a->OH, a->OW, a->KH, a->KW, a->ph, a->pw};
+    for (int64_t v : sizes)
+        if (v < 0) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "tc_cuda_depthwise_conv: negative size");
+    if (a->sh < 1 || a->sw < 1 || a->dh < 1 || a->dw < 1)
+        return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "tc_cuda_depthwise_conv: stride and dilation must be positive");
+    if (a->N * a->C * a->OH * a->OW == 0) return TC_OK;
+    if (!a->x || !a->w || !a->y) return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "tc_cuda_depthwise_conv: NULL buffer");
+    dw_geom g;
+    g.N = a->N, g.C = a->C, g.H = a->H, g.W = a->W, g.OH = a->OH, g.OW = a->OW, g.KH = a->KH, g.KW = a->KW;
+    g.sh = a->sh, g.sw = a->sw, g.ph = a->ph, g.pw = a->pw, g.dh = a->dh, g.dw = a->dw;
+    g.xs_n = a->C * a->H * a->W;
+    if (a->x_nhwc) g.xs_c = 1, g.xs_w = a->C, g.xs_h = a->W * a->C;
+    else g.xs_w = 1, g.xs_h = a->W, g.xs_c = a->H * a->W;
+    g.relu1 = a->relu1, g.relu2 = a->relu2;
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    switch (a->dtype) {
+    case TC_F32: return depthwise_t<float>(a, g, s, err);
+    case TC_F16: return depthwise_t<__half>(a, g, s, err);
+    case TC_BF16: return depthwise_t<__nv_bfloat16>(a, g, s, err);
+    default: break;
+    }
+    const char *name = tc_dtype_name(a->dtype);
+    return tc_errorf(err, TC_ERR_DTYPE, "tc_cuda_depthwise_conv: dtype %s is not supported (f32, f16, bf16)",
+                     name ? name : "?");
+}
 
 extern "C" tc_status tc_cuda_conv_channel_bias(void *y, const void *bias, tc_dtype dtype, int64_t N, int64_t C,
                                                int64_t P, bool accumulate, void *stream, tc_error *err)
