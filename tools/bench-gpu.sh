@@ -4,7 +4,9 @@
 # and logs to the folder given, and prints RESULTS.md.
 #   bash tools/bench-gpu.sh OUT_DIR [run_bench.py options, e.g. --rows resnet50:1,32 --max-autotune]
 # Environment: BUILD_DIR (default build-gpu), PYTHON (default python3), BENCH_BUDGET (seconds for the
-# whole call, default 540: rows not started in time are reported as not run, a hung row is killed).
+# whole call, default 540: rows not started in time are reported as not run, a hung row is killed),
+# BENCH_ROW_RESERVE (seconds before the end after which no row starts, default 90: the longest row
+# with torch.compile; tensorc-only rows need about 30).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,7 +51,8 @@ if [ $rc -ne 0 ]; then grep -E "error|FAILED" "$OUT/build.log" | head -n 30; exi
 # takes about that long); a row still running at the end is killed and RESULTS.md keeps the rows
 # written before it.
 REM=$(left)
-ROW_BUDGET=$((REM > 120 ? REM - 90 : 30))
+RESERVE=${BENCH_ROW_RESERVE:-90}
+ROW_BUDGET=$((REM > RESERVE + 30 ? REM - RESERVE : 30))
 export TENSORC_CLI="$BUILD/tensorc" TENSORC_PYTHONPATH="$BUILD/python" PYTHONDONTWRITEBYTECODE=1
 echo "bench: ${REM}s left, rows start within ${ROW_BUDGET}s; options: $*"
 timeout --kill-after=10 "$REM" "$PY" bench/run_bench.py --build-dir "$BUILD" --out "$OUT" \

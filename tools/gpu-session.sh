@@ -7,7 +7,8 @@
 #   bash tools/gpu-session.sh [OUT_DIR]
 # Environment: SESSION_BUDGET (seconds in all, default 570), CHECK_BUDGET (seconds for gpu-check,
 # default 330; 0 skips it), BENCH_ROWS (run_bench.py --rows spec, e.g. "resnet50:1,32;bert_base:1";
-# empty skips the benchmark), BENCH_ARGS (more run_bench.py options), AB_VARIANTS (space-separated
+# empty skips the benchmark), BENCH_ARGS (more run_bench.py options), BENCH_SECONDS (its share;
+# default all that is left, or 2/5 of it when A/B or profiles follow), AB_VARIANTS (space-separated
 # ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=0 TENSORC_CUDNN_SDPA=0"; empty skips A/B), AB_MODELS
 # (the benchmark's .pt2 stems to A/B, e.g. "resnet50_b32 bert_base_b32"; default all), PROFILE
 # (.pt2 stems whose f16 engines tools/kernel-profile.sh profiles, into profile.txt),
@@ -31,7 +32,8 @@ if [ "${CHECK_BUDGET:-330}" != 0 ]; then
 fi
 if [ -n "${BENCH_ROWS:-}" ] && [ "$(left)" -gt 60 ]; then
   rem=$(left)
-  [ -n "${AB_VARIANTS:-}" ] && rem=$((rem * 2 / 5))
+  [ -n "${AB_VARIANTS:-}${PROFILE:-}" ] && rem=$((rem * 2 / 5))
+  rem=${BENCH_SECONDS:-$rem}
   # shellcheck disable=SC2086
   BENCH_BUDGET=$rem BENCH_WORK_DIR=$BENCH_WORK bash tools/bench-gpu.sh "$WORK/bench" --rows "$BENCH_ROWS" \
     ${BENCH_ARGS:-} >"$WORK/bench-gpu.out" 2>&1

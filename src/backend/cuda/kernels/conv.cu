@@ -113,40 +113,98 @@ struct dw_geom {
 
 __device__ __forceinline__ float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
 
-/* Output element i in y's memory order: channel fastest when Y_NHWC, else width fastest. */
-template <typename T, bool Y_NHWC>
+/* Any layouts: output element i in y's memory order (channel fastest when Y_NHWC, else width
+ * fastest), index arithmetic in I (32-bit when every index fits: 64-bit division is slow). */
+template <typename T, bool Y_NHWC, typename I>
 __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ bias,
-                                 const T *__restrict__ res, T *__restrict__ y, dw_geom g)
+                                 const T *__restrict__ res, T *__restrict__ y, dw_geom g64)
 {
-    const int64_t total = g.N * g.C * g.OH * g.OW;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t n, c, oh, ow, t;
+    const I N = (I)g64.N, C = (I)g64.C, OH = (I)g64.OH, OW = (I)g64.OW, KH = (I)g64.KH, KW = (I)g64.KW;
+    const int64_t H = g64.H, W = g64.W;
+    const I total = N * C * OH * OW;
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+        I n, c, oh, ow, t;
         if (Y_NHWC) {
-            c = i % g.C, t = i / g.C, ow = t % g.OW, t /= g.OW, oh = t % g.OH, n = t / g.OH;
+            c = i % C, t = i / C, ow = t % OW, t /= OW, oh = t % OH, n = t / OH;
         } else {
-            ow = i % g.OW, t = i / g.OW, oh = t % g.OH, t /= g.OH, c = t % g.C, n = t / g.C;
+            ow = i % OW, t = i / OW, oh = t % OH, t /= OH, c = t % C, n = t / C;
         }
-        const T *xb = x + n * g.xs_n + c * g.xs_c;
-        const T *wc = w + c * g.KH * g.KW;
-        const int64_t ih0 = oh * g.sh - g.ph, iw0 = ow * g.sw - g.pw;
+        const T *xb = x + (size_t)n * (size_t)g64.xs_n + (size_t)c * (size_t)g64.xs_c;
+        const T *wc = w + (size_t)c * (size_t)(KH * KW);
+        const int64_t ih0 = (int64_t)oh * g64.sh - g64.ph, iw0 = (int64_t)ow * g64.sw - g64.pw;
         float acc = 0.0f;
-        for (int64_t kh = 0; kh < g.KH; kh++) {
-            const int64_t ih = ih0 + kh * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t kw = 0; kw < g.KW; kw++) {
-                const int64_t iw = iw0 + kw * g.dw;
-                if (iw < 0 || iw >= g.W) continue;
-                acc = fmaf(to_f32(xb[ih * g.xs_h + iw * g.xs_w]), to_f32(wc[kh * g.KW + kw]), acc);
+        for (I kh = 0; kh < KH; kh++) {
+            const int64_t ih = ih0 + (int64_t)kh * g64.dh;
+            if (ih < 0 || ih >= H) continue;
+            for (I kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + (int64_t)kw * g64.dw;
+                if (iw < 0 || iw >= W) continue;
+                acc = fmaf(to_f32(xb[ih * g64.xs_h + iw * g64.xs_w]), to_f32(wc[kh * KW + kw]), acc);
             }
         }
         if (bias) acc += to_f32(bias[c]);
-        if (g.relu1) acc = relu_keep_nan(acc);
+        if (g64.relu1) acc = relu_keep_nan(acc);
         if (res) acc += to_f32(res[i]);
-        if (g.relu2) acc = relu_keep_nan(acc);
+        if (g64.relu2) acc = relu_keep_nan(acc);
         y[i] = from_f32<T>(acc);
     }
 }
+
+/* Channels-last in and out, C a multiple of V = 16 / sizeof(T) and every buffer 16-byte aligned:
+ * a thread computes V neighbouring channels of one output pixel with one 16-byte load per tap
+ * (32-bit index arithmetic). */
+template <typename T>
+__global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__restrict__ w,
+                                          const T *__restrict__ bias, const T *__restrict__ res, T *__restrict__ y,
+                                          dw_geom g64)
+{
+    constexpr int V = 16 / sizeof(T);
+    const int H = (int)g64.H, W = (int)g64.W, OH = (int)g64.OH, OW = (int)g64.OW, KH = (int)g64.KH, KW = (int)g64.KW;
+    const int sh = (int)g64.sh, sw = (int)g64.sw, ph = (int)g64.ph, pw = (int)g64.pw, dh = (int)g64.dh, dw = (int)g64.dw;
+    const unsigned C = (unsigned)g64.C, CV = C / V;
+    const unsigned total = (unsigned)g64.N * (unsigned)OH * (unsigned)OW * CV;
+    const int taps = KH * KW;
+    for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const unsigned cv = i % CV, p = i / CV, ow = p % (unsigned)OW, q = p / (unsigned)OW;
+        const unsigned oh = q % (unsigned)OH, n = q / (unsigned)OH;
+        const unsigned c0 = cv * V;
+        float acc[V];
+#pragma unroll
+        for (int j = 0; j < V; j++) acc[j] = 0.0f;
+        const T *xn = x + (size_t)n * H * W * C + c0;
+        const T *wc = w + (size_t)c0 * taps;
+        const int ih0 = (int)oh * sh - ph, iw0 = (int)ow * sw - pw;
+        for (int kh = 0; kh < KH; kh++) {
+            const int ih = ih0 + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+                const int iw = iw0 + kw * dw;
+                if (iw < 0 || iw >= W) continue;
+                const uint4 raw = *reinterpret_cast<const uint4 *>(xn + ((size_t)ih * W + iw) * C);
+                const T *xv = reinterpret_cast<const T *>(&raw);
+                const int tap = kh * KW + kw;
+#pragma unroll
+                for (int j = 0; j < V; j++) acc[j] = fmaf(to_f32(xv[j]), to_f32(wc[j * taps + tap]), acc[j]);
+            }
+        }
+        uint4 out_raw, res_raw = make_uint4(0, 0, 0, 0);
+        T *ov = reinterpret_cast<T *>(&out_raw);
+        const T *rv = reinterpret_cast<const T *>(&res_raw);
+        if (res) res_raw = *reinterpret_cast<const uint4 *>(res + (size_t)p * C + c0);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float v = acc[j];
+            if (bias) v += to_f32(bias[c0 + j]);
+            if (g64.relu1) v = relu_keep_nan(v);
+            if (res) v += to_f32(rv[j]);
+            if (g64.relu2) v = relu_keep_nan(v);
+            ov[j] = from_f32<T>(v);
+        }
+        *reinterpret_cast<uint4 *>(y + (size_t)p * C + c0) = out_raw;
+    }
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 template <typename T>
 tc_status depthwise_t(const tc_cuda_depthwise_args *a, const dw_geom &g, cudaStream_t s, tc_error *err)
@@ -154,9 +212,22 @@ tc_status depthwise_t(const tc_cuda_depthwise_args *a, const dw_geom &g, cudaStr
     const T *x = static_cast<const T *>(a->x), *w = static_cast<const T *>(a->w);
     const T *b = static_cast<const T *>(a->bias), *r = static_cast<const T *>(a->residual);
     T *y = static_cast<T *>(a->y);
-    const int blocks = blocks_for(g.N * g.C * g.OH * g.OW);
-    if (a->y_nhwc) depthwise_kernel<T, true><<<blocks, kThreads, 0, s>>>(x, w, b, r, y, g);
-    else depthwise_kernel<T, false><<<blocks, kThreads, 0, s>>>(x, w, b, r, y, g);
+    const int64_t total = g.N * g.C * g.OH * g.OW, xn = g.N * g.C * g.H * g.W;
+    const int64_t wn = g.C * g.KH * g.KW, limit = (int64_t)1 << 30;
+    /* 32-bit arithmetic when every index and coordinate stays far below 2^31 */
+    const bool small = total < limit && xn < limit && wn < limit && g.sh * g.OH < limit && g.sw * g.OW < limit &&
+                       g.dh * g.KH < limit && g.dw * g.KW < limit && g.ph < limit && g.pw < limit;
+    constexpr int V = 16 / sizeof(T);
+    if (small && a->x_nhwc && a->y_nhwc && g.C % V == 0 && aligned16(x) && aligned16(y) && (!r || aligned16(r)))
+        depthwise_nhwc_vec_kernel<T><<<blocks_for(total / V), kThreads, 0, s>>>(x, w, b, r, y, g);
+    else if (small && a->y_nhwc)
+        depthwise_kernel<T, true, unsigned><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
+    else if (small)
+        depthwise_kernel<T, false, unsigned><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
+    else if (a->y_nhwc)
+        depthwise_kernel<T, true, int64_t><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
+    else
+        depthwise_kernel<T, false, int64_t><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
     return launched("tc_cuda_depthwise_conv", err);
 }
 
