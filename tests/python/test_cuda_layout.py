@@ -113,6 +113,16 @@ def depthwise_blocks(dtype):
     return g, [randn(2, 8, 10, 10, seed=8).to(dtype)]
 
 
+def depthwise_out(dtype):
+    """1x1 conv (channels-last) into a strided depthwise conv whose output is the graph's (NCHW):
+    the depthwise kernel reads one layout and writes the other."""
+    g = Graph()
+    x = g.input("x", dtype, [2, 8, 9, 9])
+    c = conv(g, x, 8, 16, "pw", dtype, k=1, seed=1)
+    g.output(g.node("relu", dwconv(g, c, 16, "dw", dtype, stride=2, seed=2), name="act"))
+    return g, [randn(2, 8, 9, 9, seed=3).to(dtype)]
+
+
 def squeeze_excite(dtype):
     """conv, then x * sigmoid(pool(x)) with a [N, C, 1, 1] gate: the broadcast keeps x NCHW."""
     g = Graph()
@@ -177,6 +187,10 @@ def test_depthwise_convolutions_stay_channels_last_with_their_epilogues(nhwc):
         "dw2 + bn3 + r3: convolution, folded scale, bias, relu [channels-last in, out]",
         "project: convolution [channels-last in]",
     ], lines
+    _, _, lines = describe(depthwise_out(torch.float16)[0])
+    # a channels-last weight and the zero bias a fused activation needs read as "folded scale, bias"
+    assert lines == ["pw: convolution [channels-last out]",
+                     "dw + act: convolution, folded scale, bias, relu [channels-last in]"], lines
 
 
 @needs_lowering
@@ -210,7 +224,7 @@ def test_a_value_read_by_anything_else_stays_nchw(nhwc):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite, depthwise_blocks])
+@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite, depthwise_blocks, depthwise_out])
 def test_channels_last_results_match_the_cpu_backend(nhwc, build, dtype):
     if build is two_blocks:
         _compare_two_blocks(dtype, f"two_blocks {dtype} channels-last")

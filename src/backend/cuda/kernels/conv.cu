@@ -108,14 +108,16 @@ tc_status transpose_t(const void *in, void *out, int64_t batch, int64_t rows, in
 struct dw_geom {
     int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
     int64_t xs_n, xs_c, xs_h, xs_w; /* x's strides in elements */
-    bool relu1, relu2;
+    bool y_nhwc, relu1, relu2;
 };
 
 __device__ __forceinline__ float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
 
-/* Any layouts: output element i in y's memory order (channel fastest when Y_NHWC, else width
- * fastest), index arithmetic in I (32-bit when every index fits: 64-bit division is slow). */
-template <typename T, bool Y_NHWC, typename I>
+/* Any layouts: threads take output elements channel fastest when CH_FAST (x channels-last: the
+ * KH x KW loads of neighbouring threads are then neighbours), else width fastest; y and the
+ * residual are addressed in y's layout. Index arithmetic in I (32-bit when every index fits:
+ * 64-bit division is slow). */
+template <typename T, bool CH_FAST, typename I>
 __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ bias,
                                  const T *__restrict__ res, T *__restrict__ y, dw_geom g64)
 {
@@ -124,7 +126,7 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
     const I total = N * C * OH * OW;
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
         I n, c, oh, ow, t;
-        if (Y_NHWC) {
+        if (CH_FAST) {
             c = i % C, t = i / C, ow = t % OW, t /= OW, oh = t % OH, n = t / OH;
         } else {
             ow = i % OW, t = i / OW, oh = t % OH, t /= OH, c = t % C, n = t / C;
@@ -144,15 +146,16 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
         }
         if (bias) acc += to_f32(bias[c]);
         if (g64.relu1) acc = relu_keep_nan(acc);
-        if (res) acc += to_f32(res[i]);
+        const I yi = g64.y_nhwc ? ((n * OH + oh) * OW + ow) * C + c : ((n * C + c) * OH + oh) * OW + ow;
+        if (res) acc += to_f32(res[yi]);
         if (g64.relu2) acc = relu_keep_nan(acc);
-        y[i] = from_f32<T>(acc);
+        y[yi] = from_f32<T>(acc);
     }
 }
 
-/* Channels-last in and out, C a multiple of V = 16 / sizeof(T) and every buffer 16-byte aligned:
- * a thread computes V neighbouring channels of one output pixel with one 16-byte load per tap
- * (32-bit index arithmetic). */
+/* x channels-last, C a multiple of V = 16 / sizeof(T) and x 16-byte aligned (y and the residual
+ * too when channels-last): a thread computes V neighbouring channels of one output pixel with one
+ * 16-byte load per tap (32-bit index arithmetic); an NCHW y is written element by element. */
 template <typename T>
 __global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__restrict__ w,
                                           const T *__restrict__ bias, const T *__restrict__ res, T *__restrict__ y,
@@ -190,17 +193,23 @@ __global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__re
         uint4 out_raw, res_raw = make_uint4(0, 0, 0, 0);
         T *ov = reinterpret_cast<T *>(&out_raw);
         const T *rv = reinterpret_cast<const T *>(&res_raw);
-        if (res) res_raw = *reinterpret_cast<const uint4 *>(res + (size_t)p * C + c0);
+        const size_t plane = (size_t)OH * OW, pix = (size_t)oh * OW + ow; /* NCHW y */
+        if (res && g64.y_nhwc) res_raw = *reinterpret_cast<const uint4 *>(res + (size_t)p * C + c0);
 #pragma unroll
         for (int j = 0; j < V; j++) {
             float v = acc[j];
             if (bias) v += to_f32(bias[c0 + j]);
             if (g64.relu1) v = relu_keep_nan(v);
-            if (res) v += to_f32(rv[j]);
+            if (res) v += to_f32(g64.y_nhwc ? rv[j] : res[((size_t)n * C + c0 + j) * plane + pix]);
             if (g64.relu2) v = relu_keep_nan(v);
             ov[j] = from_f32<T>(v);
         }
-        *reinterpret_cast<uint4 *>(y + (size_t)p * C + c0) = out_raw;
+        if (g64.y_nhwc) {
+            *reinterpret_cast<uint4 *>(y + (size_t)p * C + c0) = out_raw;
+        } else {
+#pragma unroll
+            for (int j = 0; j < V; j++) y[((size_t)n * C + c0 + j) * plane + pix] = ov[j];
+        }
     }
 }
 
@@ -218,13 +227,13 @@ tc_status depthwise_t(const tc_cuda_depthwise_args *a, const dw_geom &g, cudaStr
     const bool small = total < limit && xn < limit && wn < limit && g.sh * g.OH < limit && g.sw * g.OW < limit &&
                        g.dh * g.KH < limit && g.dw * g.KW < limit && g.ph < limit && g.pw < limit;
     constexpr int V = 16 / sizeof(T);
-    if (small && a->x_nhwc && a->y_nhwc && g.C % V == 0 && aligned16(x) && aligned16(y) && (!r || aligned16(r)))
+    if (small && a->x_nhwc && g.C % V == 0 && aligned16(x) && (!a->y_nhwc || (aligned16(y) && (!r || aligned16(r)))))
         depthwise_nhwc_vec_kernel<T><<<blocks_for(total / V), kThreads, 0, s>>>(x, w, b, r, y, g);
-    else if (small && a->y_nhwc)
+    else if (small && a->x_nhwc)
         depthwise_kernel<T, true, unsigned><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
     else if (small)
         depthwise_kernel<T, false, unsigned><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
-    else if (a->y_nhwc)
+    else if (a->x_nhwc)
         depthwise_kernel<T, true, int64_t><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
     else
         depthwise_kernel<T, false, int64_t><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
@@ -249,7 +258,7 @@ extern "C" tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, voi
     g.xs_n = a->C * a->H * a->W;
     if (a->x_nhwc) g.xs_c = 1, g.xs_w = a->C, g.xs_h = a->W * a->C;
     else g.xs_w = 1, g.xs_h = a->W, g.xs_c = a->H * a->W;
-    g.relu1 = a->relu1, g.relu2 = a->relu2;
+    g.y_nhwc = a->y_nhwc, g.relu1 = a->relu1, g.relu2 = a->relu2;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (a->dtype) {
     case TC_F32: return depthwise_t<float>(a, g, s, err);
