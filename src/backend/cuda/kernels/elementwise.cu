@@ -572,22 +572,46 @@ __global__ void bcast_generic(const tc_cuda_bcast b)
     }
 }
 
-/* Contiguous same-shape operands of one float dtype T (no rounding step needed), or operands that
- * are a single element (a Scalar or a one-element tensor), read once per thread. TO is T, or
- * uint8_t (bool) for comparisons. */
+/* How bcast_fast reads an operand: one value for all, its own element, one value per row of
+ * `inner` elements (a per-channel gate [N, C, 1, 1] of [N, C, H, W]), or the row's position (a
+ * bias [W] of [.., W]). */
+enum { OPD_SCALAR = 0, OPD_FULL = 1, OPD_ROW = 2, OPD_COL = 3 };
+
+__host__ __device__ inline int operand_kind(const tc_cuda_bcast &b, int k)
+{
+    const tc_cuda_operand &o = b.in[k];
+    if (!o.data) return OPD_SCALAR;
+    if (b.rank == 1) return o.strides[0] == 0 ? OPD_SCALAR : o.strides[0] == 1 ? OPD_FULL : -1;
+    if (b.rank != 2) return -1;
+    const int64_t s0 = o.strides[0], s1 = o.strides[1];
+    if (s0 == 0 && s1 == 0) return OPD_SCALAR;
+    if (s0 == b.dims[1] && s1 == 1) return OPD_FULL;
+    if (s0 == 1 && s1 == 0) return OPD_ROW;
+    if (s0 == 0 && s1 == 1) return OPD_COL;
+    return -1;
+}
+
+/* Operands of one float dtype T (no rounding step needed) that are contiguous with the output's
+ * shape, a single element (a Scalar or a one-element tensor, read once per thread), or, for a
+ * rank-2 op [outer, inner], one value per row or per column. TO is T, or uint8_t (bool) for
+ * comparisons. vec: 16-byte packs, which needs inner % V == 0 when any operand is per row or
+ * per column. */
 template <typename T, typename TO, int OP, int NIN>
 __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
 {
     constexpr int V = 16 / sizeof(T);
     const int64_t n = b.numel;
+    const int64_t inner = b.rank == 2 ? b.dims[1] : 1;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     float sv[3] = {0, 0, 0};
+    int kind[3] = {OPD_SCALAR, OPD_SCALAR, OPD_SCALAR};
     bool sc[3] = {true, true, true};
     const T *src[3] = {nullptr, nullptr, nullptr};
 #pragma unroll
     for (int k = 0; k < NIN; k++) {
-        sc[k] = b.in[k].strides[0] == 0;
+        kind[k] = operand_kind(b, k);
+        sc[k] = kind[k] == OPD_SCALAR;
         if (!sc[k]) src[k] = static_cast<const T *>(b.in[k].data);
         else sv[k] = b.in[k].data ? load_operand<float>(b.in[k], 0) : (float)b.in[k].f;
     }
@@ -600,8 +624,13 @@ __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
             float x[3][V];
 #pragma unroll
             for (int k = 0; k < 3; k++) {
-                if (k < NIN && !sc[k]) {
-                    const tcd::pack<T, V> pk = reinterpret_cast<const tcd::pack<T, V> *>(src[k])[i];
+                if (k < NIN && kind[k] == OPD_ROW) {
+                    const float r = tcd::to_f(src[k][i * V / inner]); /* V elements of one row */
+#pragma unroll
+                    for (int j = 0; j < V; j++) x[k][j] = r;
+                } else if (k < NIN && !sc[k]) {
+                    const int64_t at = kind[k] == OPD_COL ? (i * V % inner) / V : i;
+                    const tcd::pack<T, V> pk = reinterpret_cast<const tcd::pack<T, V> *>(src[k])[at];
 #pragma unroll
                     for (int j = 0; j < V; j++) x[k][j] = tcd::to_f(pk.v[j]);
                 } else {
@@ -619,7 +648,10 @@ __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
     for (int64_t i = done + tid; i < n; i += stride) {
         float x[3];
 #pragma unroll
-        for (int k = 0; k < 3; k++) x[k] = (k < NIN && !sc[k]) ? tcd::to_f(src[k][i]) : sv[k];
+        for (int k = 0; k < 3; k++) {
+            if (k >= NIN || sc[k]) x[k] = sv[k];
+            else x[k] = tcd::to_f(src[k][kind[k] == OPD_ROW ? i / inner : kind[k] == OPD_COL ? i % inner : i]);
+        }
         out[i] = tcd::from_f<TO>(fapply<float>(OP, x[0], x[1], x[2], alpha, b.qround));
     }
 }
@@ -629,13 +661,15 @@ bool is_pred(int op) { return op >= TC_CUDA_B_EQ && op <= TC_CUDA_B_LXOR; }
 /* The dtype of the fast path, or -1 when the op needs the general kernel. */
 int fast_dtype(const tc_cuda_bcast &b)
 {
-    if (b.dom != TC_CUDA_DOM_F32 || b.rank != 1 || b.op == TC_CUDA_B_WHERE) return -1;
+    if (b.dom != TC_CUDA_DOM_F32 || b.rank > 2 || b.op == TC_CUDA_B_WHERE) return -1;
+    if (b.rank == 2 && b.dims[1] < 1) return -1;
     if (b.op > TC_CUDA_B_GE && b.op != TC_CUDA_B_CLAMP) return -1;
     int t = -1;
     for (int k = 0; k < b.nin; k++) {
         const tc_cuda_operand &o = b.in[k];
-        if (o.strides[0] == 0) continue;
-        if (o.strides[0] != 1 || !o.data) return -1;
+        const int kind = operand_kind(b, k);
+        if (kind < 0) return -1;
+        if (kind == OPD_SCALAR) continue;
         if (o.dtype != TC_F32 && o.dtype != TC_F16 && o.dtype != TC_BF16) return -1;
         if ((o.cast == TC_F16 || o.cast == TC_BF16) && o.cast != o.dtype) return -1;
         if (t >= 0 && t != (int)o.dtype) return -1;
@@ -651,8 +685,11 @@ void fast_launch(const tc_cuda_bcast &b, cudaStream_t s)
 {
     constexpr int V = 16 / sizeof(T);
     bool vec = tcd::aligned(b.out, sizeof(TO) * V);
-    for (int k = 0; k < b.nin; k++)
-        if (b.in[k].strides[0] != 0) vec = vec && tcd::aligned(b.in[k].data, 16);
+    for (int k = 0; k < b.nin; k++) {
+        const int kind = operand_kind(b, k);
+        if (kind == OPD_FULL || kind == OPD_COL) vec = vec && tcd::aligned(b.in[k].data, 16);
+        if (kind == OPD_ROW || kind == OPD_COL) vec = vec && b.dims[1] % V == 0;
+    }
     const int blocks = tcd::blocks_for(vec ? b.numel / V + b.numel % V : b.numel);
     if (b.nin == 3) bcast_fast<T, TO, OP, 3><<<blocks, tcd::kThreads, 0, s>>>(b, vec);
     else bcast_fast<T, TO, OP, 2><<<blocks, tcd::kThreads, 0, s>>>(b, vec);
