@@ -11,7 +11,9 @@
 # default all that is left, or 2/5 of it when A/B or profiles follow), AB_VARIANTS (space-separated
 # ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=0 TENSORC_CUDNN_SDPA=0"; empty skips A/B), AB_MODELS
 # (the benchmark's .pt2 stems to A/B, e.g. "resnet50_b32 bert_base_b32"; default all), PROFILE
-# (.pt2 stems whose f16 engines tools/kernel-profile.sh profiles, into profile.txt),
+# (.pt2 stems whose f16 engines tools/kernel-profile.sh profiles, into profile.txt), ROUNDTRIP (a
+# .pt2 stem: build an f16 engine file, bench it, run it in two new processes and compare the outputs
+# byte for byte, into roundtrip.txt),
 # BUILD_DIR (default /tmp/tensorc-gpu-build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +43,24 @@ if [ -n "${BENCH_ROWS:-}" ] && [ "$(left)" -gt 60 ]; then
   grep -E "^\[bench\]|^bench:|^build:" "$WORK/bench-gpu.out" | tail -n 20
   sed -n '/^| model | batch/,/^$/p' "$WORK/bench/RESULTS.md" 2>/dev/null
   grep -E "^\*\*Geometric" "$WORK/bench/RESULTS.md" 2>/dev/null
+fi
+if [ -n "${ROUNDTRIP:-}" ] && [ "$(left)" -gt 30 ]; then
+  # the deployment path: build an f16 engine file, bench it, load it in two new processes and
+  # compare their outputs byte for byte
+  m=$BENCH_WORK/$ROUNDTRIP.pt2
+  {
+    echo "\$ tensorc build $ROUNDTRIP.pt2 --fp16 -o r.tce"
+    "$BUILD_DIR/tensorc" build "$m" --fp16 -o "$WORK/r.tce" 2>&1
+    echo "\$ tensorc bench r.tce"
+    "$BUILD_DIR/tensorc" bench "$WORK/r.tce" 2>&1
+    for k in 1 2; do "$BUILD_DIR/tensorc" run "$WORK/r.tce" --seed 5 --output-dir "$WORK/rt$k" >/dev/null 2>&1; done
+    same=1
+    for f in "$WORK"/rt1/*.npy; do cmp -s "$f" "$WORK/rt2/$(basename "$f")" || same=0; done
+    n=$(ls "$WORK"/rt1/*.npy 2>/dev/null | wc -l)
+    echo "two loads of r.tce in new processes, same inputs: $n output file(s), bit-identical: $([ "$same" = 1 ] && [ "$n" -gt 0 ] && echo yes || echo NO)"
+  } >"$OUTDIR/roundtrip.txt" 2>&1
+  cat "$OUTDIR/roundtrip.txt"
+  rm -f "$WORK/r.tce"
 fi
 if [ -n "${PROFILE:-}" ] && [ "$(left)" -gt 30 ]; then
   for m in $PROFILE; do
