@@ -11,7 +11,8 @@
 # default all that is left, or 2/5 of it when A/B or profiles follow), AB_VARIANTS (space-separated
 # ab-env.sh variants, e.g. "TENSORC_CUDA_NHWC=0 TENSORC_CUDNN_SDPA=0"; empty skips A/B), AB_MODELS
 # (the benchmark's .pt2 stems to A/B, e.g. "resnet50_b32 bert_base_b32"; default all), PROFILE
-# (.pt2 stems whose f16 engines tools/kernel-profile.sh profiles, into profile.txt), ROUNDTRIP (a
+# (.pt2 stems whose f16 engines tools/kernel-profile.sh and `tensorc bench --profile` profile, into
+# profile.txt), ROUNDTRIP (a
 # .pt2 stem: build an f16 engine file, bench it, run it in two new processes and compare the outputs
 # byte for byte, into roundtrip.txt),
 # BUILD_DIR (default /tmp/tensorc-gpu-build).
@@ -69,6 +70,9 @@ if [ -n "${PROFILE:-}" ] && [ "$(left)" -gt 30 ]; then
     if "$BUILD_DIR/tensorc" build "$BENCH_WORK/$m.pt2" --fp16 -o "$WORK/$m.tce" >>"$WORK/profile-build.log" 2>&1; then
       TENSORC_CLI=$BUILD_DIR/tensorc timeout "$(left)" bash tools/kernel-profile.sh "$WORK/$m.tce" 30 \
         "$WORK/$m.ncu.csv" >>"$OUTDIR/profile.txt" 2>&1
+      # the steps' own times (events around each step), largest first
+      timeout "$(left)" "$BUILD_DIR/tensorc" bench "$WORK/$m.tce" --profile --warmup 2 --iterations 20 \
+        2>&1 >/dev/null | head -n 40 >>"$OUTDIR/profile.txt"
     else
       tail -n 3 "$WORK/profile-build.log" >>"$OUTDIR/profile.txt"
     fi

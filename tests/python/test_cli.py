@@ -154,6 +154,12 @@ def test_bench_batch_outside_range(engine):
     assert r.returncode == 2 and "outside the engine's range [1, 64]" in r.stderr, r.stderr
 
 
+def test_bench_profile_is_for_cuda_engines(engine):
+    r = tc("bench", engine, "--profile", "--warmup", "0", "--iterations", "2")
+    assert r.returncode == 0, r.stderr
+    assert "--profile times the steps of CUDA engines" in r.stderr and "tensorc profile:" not in r.stderr
+
+
 def test_bench_text(engine):
     r = tc("bench", engine, "--warmup", "1", "--iterations", "5")
     assert r.returncode == 0, r.stderr

@@ -6,6 +6,7 @@ major version are rejected with the rebuild command; an f16-exported ResNet-50 b
 matches PyTorch (issue 5). GPU tests skip with the reason on a machine without a GPU or a CUDA build;
 the checks that CUDA paths fail loudly there run instead."""
 import json
+import re
 import struct
 import subprocess
 
@@ -324,6 +325,23 @@ def test_bench_text_and_model_on_the_fly(engine):
     for key in ("device: cuda:0 ", "first run: ", "captures the CUDA graph", "host latency (ms): min",
                 "gpu time (ms): mean", "throughput:"):
         assert key in r.stdout, r.stdout
+
+
+@needs_gpu
+def test_bench_profile_times_every_step(engine):
+    r = tc("bench", engine, "--profile", "--warmup", "1", "--iterations", "5")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"tensorc profile: (\d+) run\(s\), (\d+) steps, ([0-9.]+) us of GPU time per run", r.stderr)
+    assert m, r.stderr
+    runs, steps, total = int(m.group(1)), int(m.group(2)), float(m.group(3))
+    assert runs >= 5 and steps > 0 and total > 0, m.group(0)
+    rows = re.findall(r"^\s*([0-9.]+)\s+([0-9.]+)%\s+(\d+)\s+node '", r.stderr, re.M)
+    assert len(rows) == steps, r.stderr
+    assert sorted(int(i) for _, _, i in rows) == list(range(steps))  # every step once
+    us = [float(u) for u, _, _ in rows]
+    # each row is rounded to 0.1 us
+    assert us == sorted(us, reverse=True) and sum(us) == pytest.approx(total, rel=0.01, abs=0.06 * steps + 0.1)
+    assert sum(float(p) for _, p, _ in rows) == pytest.approx(100, abs=0.1 * steps + 0.5)
 
 
 def patched_target(data, cc=None, cudnn_major_digit=False):

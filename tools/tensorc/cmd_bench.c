@@ -18,7 +18,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tensorc bench ENGINE.tce|MODEL.pt2 [--warmup N] [--iterations N] [--batch N] [--json]\n"
-            "                    [--device cpu|cuda] [--threads N]\n\n"
+            "                    [--device cpu|cuda] [--threads N] [--profile]\n\n"
             "Times repeated executions of an engine (or of a model built on the fly) on random inputs at the\n"
             "engine's opt shapes, and prints the time of the first two runs (CUDA: plans are built in the first,\n"
             "the CUDA graph is captured in the second), the host latency of one synchronous execution (min,\n"
@@ -30,7 +30,9 @@ static void usage(FILE *f) {
             "  --batch N        size of dim 0 of every input whose dim 0 is symbolic (default: its opt value)\n"
             "  --json           print one JSON object\n"
             "  --device D       cpu or cuda (default: the engine's own backend; cpu for a model)\n"
-            "  --threads N      CPU threads (default: as built; 0 = one per core)\n\n"
+            "  --threads N      CPU threads (default: as built; 0 = one per core)\n"
+            "  --profile        CUDA engines: time every step with CUDA events (CUDA graphs off) and print the\n"
+            "                   steps by GPU time per run to stderr at the end (as TENSORC_CUDA_PROFILE=1)\n\n"
             "Exit status: 0 success, 1 the engine cannot be loaded or run, 2 bad usage.\n");
 }
 
@@ -133,7 +135,7 @@ out:
 int tc_cli_bench(int argc, char **argv) {
     const char *path = NULL;
     int64_t warmup = 10, iters = 100, batch = -1, threads = 0;
-    bool json = false;
+    bool json = false, profile = false;
     int device = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -143,6 +145,8 @@ int tc_cli_bench(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
         } else if (strcmp(a, "--warmup") == 0 && has_val) {
             if (!tc_cli_parse_int(argv[++i], 0, 1000000, &warmup)) {
                 fprintf(stderr, "tensorc bench: --warmup wants an integer >= 0, got '%s'\n", argv[i]);
@@ -192,6 +196,7 @@ int tc_cli_bench(int argc, char **argv) {
     tc_context_t *ctx = NULL;
     tc_tensor *in = NULL, *dev_in = NULL; /* dev_in: the inputs' device copies (CUDA engines) */
     double *lat = NULL;
+    if (profile) setenv("TENSORC_CUDA_PROFILE", "1", 1); /* read when the engine is built or loaded */
     if (tc_cli_open("bench", path, device, (int)threads, &e) != 0) return 1;
     const tc_graph *g = tc_engine_graph(e);
     int ni = g->inputs.n;
@@ -260,6 +265,7 @@ int tc_cli_bench(int argc, char **argv) {
     }
     free(symvals);
     bool cuda = tc_engine_backend(e) == TC_BACKEND_CUDA;
+    if (profile && !cuda) fprintf(stderr, "tensorc bench: --profile times the steps of CUDA engines; this one runs on the CPU\n");
     int gpu = cuda ? tc_cli_engine_device(e) : -1;
     if (tc_context_create(e, &ctx) != TC_OK) {
         fprintf(stderr, "tensorc bench: %s\n", tc_engine_last_error(e));

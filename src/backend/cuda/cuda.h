@@ -131,6 +131,11 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
 void tc_cuda_engine_free(tc_cuda_engine *e);
 tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *err);
 void tc_cuda_exec_free(tc_cuda_exec *x);
+/* With TENSORC_CUDA_PROFILE=1 (read when the engine is built or loaded; CUDA graphs are then off):
+ * the GPU time of every step, from events around it, averaged over the context's runs except
+ * each shape set's first (which builds the plans); printed to f as a table, largest first, and by
+ * tc_cuda_exec_free to stderr. Nothing without the switch or before a profiled run. */
+void tc_cuda_exec_profile_report(const tc_cuda_exec *x, FILE *f);
 /* Enqueues a run on stream (a cudaStream_t; NULL = the context's own stream) with one device
  * tensor per graph input; outputs[i].data may be caller device buffers, or NULL to use buffers
  * the context owns. */

@@ -106,7 +106,14 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     const char *lib = NULL;
     for (int i = 0; cublaslt_ops[i]; i++)
         if (strcmp(base, cublaslt_ops[i]) == 0) lib = is_library_dtype(dt) ? "cublaslt" : "int-gemm";
-    if (strcmp(base, "convolution") == 0) lib = "cudnn";
+    if (strcmp(base, "convolution") == 0) {
+        /* depthwise (groups = input = output channels) runs on our kernel (conv.c) */
+        const tc_value *x = tc_node_tensor(n, 0), *w = tc_node_tensor(n, 1);
+        int64_t groups = tc_node_int(n, 8);
+        bool depthwise = x && w && !tc_node_bool(n, 6) && x->rank >= 3 && w->rank >= 3 && groups > 1 &&
+                         !TC_DIM_IS_SYM(groups) && x->dims[1] == groups && w->dims[0] == groups && w->dims[1] == 1;
+        lib = depthwise ? "depthwise kernel" : "cudnn";
+    }
     char stored[64];
     struct tc_cuda_engine *ce = tc_engine_cuda(e);
     if (ce && tc_cuda_choice_describe(ce, step, stored, sizeof stored))

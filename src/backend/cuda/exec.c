@@ -97,7 +97,8 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     else tc_build_options_init(&e->opt);
     e->device = dev;
     e->sync_each = tc_cuda_env_flag("TENSORC_CUDA_SYNC", false);
-    e->use_graphs = tc_cuda_env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each;
+    e->profile = tc_cuda_env_flag("TENSORC_CUDA_PROFILE", false);
+    e->use_graphs = tc_cuda_env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each && !e->profile;
     e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
     e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
@@ -426,6 +427,11 @@ void tc_cuda_exec_free(tc_cuda_exec *x) {
         if (x->scratch[i]) (void)cudaFree(x->scratch[i]);
     for (int i = 0; x->out_buf && i < x->n_out; i++)
         if (x->out_buf[i]) (void)cudaFree(x->out_buf[i]);
+    if (x->prof_runs > 0) tc_cuda_exec_profile_report(x, stderr);
+    for (int i = 0; x->prof_ev && i <= x->e->n_steps; i++)
+        if (x->prof_ev[i]) (void)cudaEventDestroy(x->prof_ev[i]);
+    free(x->prof_ev);
+    free(x->prof_ms);
     if (x->ev_in) (void)cudaEventDestroy(x->ev_in);
     if (x->ev_out) (void)cudaEventDestroy(x->ev_out);
     if (x->stream) (void)cudaStreamDestroy(x->stream);
@@ -520,6 +526,13 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
     st = TC_CUDA_CHECK(cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking), err);
     if (st == TC_OK) st = TC_CUDA_CHECK(cudaEventCreateWithFlags(&x->ev_in, cudaEventDisableTiming), err);
     if (st == TC_OK) st = TC_CUDA_CHECK(cudaEventCreateWithFlags(&x->ev_out, cudaEventDisableTiming), err);
+    if (st == TC_OK && e->profile) {
+        x->prof_ev = calloc((size_t)e->n_steps + 1, sizeof *x->prof_ev);
+        x->prof_ms = calloc((size_t)e->n_steps + 1, sizeof *x->prof_ms);
+        if (!x->prof_ev || !x->prof_ms) st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int i = 0; st == TC_OK && i <= e->n_steps; i++)
+            st = TC_CUDA_CHECK(cudaEventCreate(&x->prof_ev[i]), err);
+    }
     if (st == TC_OK && e->n_flags) {
         size_t fb = (size_t)e->n_flags * sizeof(unsigned int);
         st = TC_CUDA_CHECK(cudaMalloc((void **)&x->flags_dev, fb), err);

@@ -98,6 +98,7 @@ struct tc_cuda_engine {
     void *empty;            /* a valid device address for tensors without elements (never read or written) */
     bool use_graphs;        /* TENSORC_CUDA_GRAPHS (default on) */
     bool sync_each;         /* TENSORC_CUDA_SYNC=1: synchronize after every node to find faulting kernels */
+    bool profile;           /* TENSORC_CUDA_PROFILE=1: time every step with events (no CUDA graphs) */
     bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
     bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default on): keep conv activations channels-last */
     bool *nhwc;             /* per value id: stored channels-last (NULL without nhwc_mode) */
@@ -196,6 +197,12 @@ struct tc_cuda_exec {
     unsigned int *flags_host;       /* pinned: their copy after the last launched run */
     tc_cuda_shape_set *cur_set;     /* the shape set being run (for error-word messages) */
     tc_cuda_shape_set *flags_set;   /* the shape set of the last launched run, NULL once evicted */
+    /* TENSORC_CUDA_PROFILE=1: an event before each step and one after the last; per step, the
+     * milliseconds summed over the profiled runs (every run but a shape set's first) */
+    cudaEvent_t *prof_ev;
+    double *prof_ms;
+    int64_t prof_runs;
+    bool prof_this;                 /* the current run is profiled */
 };
 
 #define TC_CUDA_FLAG_MSG 160 /* bytes per error-word message */

@@ -262,10 +262,12 @@ static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
     const tc_graph *g = x->g;
     const tc_cuda_engine *e = x->e;
     char label[256], note[300], kmsg[sizeof err->msg];
+    const bool prof = x->prof_this && x->mode == TC_CUDA_MODE_EAGER;
     for (int si = 0; si < e->n_steps; si++) {
         const tc_cuda_step *s = &e->steps[si];
         tc_node *n = g->nodes.items[s->node];
         const tc_node *last = g->nodes.items[s->last];
+        if (prof) TC_CUDA_TRY(cudaEventRecord(x->prof_ev[si], x->stream), err);
         for (int k = 0; k < n->n_inputs; k++) x->in_ptrs[k] = n->inputs[k] ? &x->vals[n->inputs[k]->id] : NULL;
         int n_made = s->count > 1 ? 1 : n->n_outputs;
         for (int k = 0; k < n_made; k++) x->out_ptrs[k] = &x->vals[last->outputs[k]->id];
@@ -328,7 +330,51 @@ static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
             }
         }
     }
+    if (prof) {
+        TC_CUDA_TRY(cudaEventRecord(x->prof_ev[e->n_steps], x->stream), err);
+        TC_CUDA_TRY(cudaEventSynchronize(x->prof_ev[e->n_steps]), err);
+        for (int si = 0; si < e->n_steps; si++) {
+            float ms = 0;
+            TC_CUDA_TRY(cudaEventElapsedTime(&ms, x->prof_ev[si], x->prof_ev[si + 1]), err);
+            x->prof_ms[si] += ms;
+        }
+        x->prof_runs++;
+    }
     return TC_OK;
+}
+
+typedef struct prof_row {
+    int step;
+    double ms;
+} prof_row;
+
+static int by_time_desc(const void *a, const void *b) {
+    double x = ((const prof_row *)a)->ms, y = ((const prof_row *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : ((const prof_row *)a)->step - ((const prof_row *)b)->step;
+}
+
+void tc_cuda_exec_profile_report(const tc_cuda_exec *x, FILE *f) {
+    if (!x || !x->prof_ms || x->prof_runs <= 0 || !f) return;
+    const tc_cuda_engine *e = x->e;
+    prof_row *rows = malloc(sizeof *rows * (size_t)(e->n_steps ? e->n_steps : 1));
+    if (!rows) return;
+    double total = 0;
+    for (int si = 0; si < e->n_steps; si++) {
+        rows[si].step = si, rows[si].ms = x->prof_ms[si] / (double)x->prof_runs;
+        total += rows[si].ms;
+    }
+    qsort(rows, (size_t)e->n_steps, sizeof *rows, by_time_desc);
+    fprintf(f, "tensorc profile: %lld run(s), %d steps, %.1f us of GPU time per run (events around each step, "
+               "no CUDA graph)\n%10s %6s  %5s  step\n", (long long)x->prof_runs, e->n_steps, total * 1e3, "us/run",
+            "share", "index");
+    char label[256], note[300];
+    for (int i = 0; i < e->n_steps; i++) {
+        const tc_cuda_step *s = &e->steps[rows[i].step];
+        tc_node_label(x->g->nodes.items[s->node], label, sizeof label);
+        fprintf(f, "%10.1f %5.1f%%  %5d  %s%s\n", rows[i].ms * 1e3, total > 0 ? 100.0 * rows[i].ms / total : 0.0,
+                rows[i].step, label, fused_note(x, s, note, sizeof note));
+    }
+    free(rows);
 }
 
 /* Graph outputs that are inputs, constants or repeats of another output are copied. */
@@ -526,6 +572,7 @@ static tc_status run_impl(tc_cuda_exec *x, const tc_tensor *inputs, const tc_ten
         st = run_eager(x, s, inputs, TC_CUDA_MODE_JOINED, err);
     } else if (!x->e->use_graphs || !s->warmed) {
         bool warmup = !s->warmed;
+        x->prof_this = x->e->profile && !warmup; /* a first run also builds plans: not timed */
         st = check_io_pointers(x, inputs, outputs, err);
         if (st == TC_OK) st = run_eager(x, s, inputs, TC_CUDA_MODE_EAGER, err);
         x->stats.eager_runs++;
