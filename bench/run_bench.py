@@ -826,6 +826,9 @@ def _tail(text, n=800):
 
 
 def _git_commit():
+    # a copy of the tree without its own history (the GPU machine's) is told its commit in TENSORC_COMMIT
+    if os.environ.get("TENSORC_COMMIT"):
+        return os.environ["TENSORC_COMMIT"]
     try:
         c = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                            text=True, timeout=10).stdout.strip()

@@ -24,7 +24,7 @@ START=$(date +%s)
 BUDGET=${BENCH_BUDGET:-540}
 left() { echo $((START + BUDGET - $(date +%s))); }
 
-echo "== bench-gpu $(date -u +%FT%TZ) on $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "== bench-gpu $(date -u +%FT%TZ) on $(hostname), commit ${TENSORC_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}"
 echo "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
 
 # ---- build (configure once per build folder; later calls only rebuild what changed) ------------

@@ -26,7 +26,9 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
 left() { echo $((DEADLINE - $(date +%s))); }
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
-note "== gpu-check $(date -u +%FT%TZ) on $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')"
+# TENSORC_COMMIT names the commit of a copy whose .git does not match its files (the GPU machine's)
+COMMIT=${TENSORC_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')}
+note "== gpu-check $(date -u +%FT%TZ) on $(hostname), commit $COMMIT"
 note "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -n 4 | paste -sd';')"
 note "python: $($PY --version 2>&1), torch: $($PY -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available:", torch.cuda.is_available())' 2>&1 | tail -n 1)"
 note "nvcc: $(nvcc --version 2>/dev/null | tail -n 1)"
@@ -60,6 +62,9 @@ grep -E "SKIP|executions|cycles|graphs|arena|check failed" "$LOG/test_cuda_exec.
 
 # ---- Python tests, one process per file --------------------------------------------------------
 export TENSORC_LIB="$BUILD/libtensorc.so" TENSORC_CLI="$BUILD/tensorc" TENSORC_TEST_BACKEND=cuda
+# the GPU model tests append each model's errors against eager PyTorch here (copied into the summary)
+export TENSORC_GPU_MODEL_REPORT="$LOG/models.txt"
+: >"$TENSORC_GPU_MODEL_REPORT"
 export PYTHONDONTWRITEBYTECODE=1
 XDIST=()
 if $PY -c 'import xdist' 2>/dev/null; then XDIST=(-n "${XDIST_WORKERS:-4}"); fi
@@ -123,6 +128,10 @@ if tot["passed"] == 0:
                for l in open(g) if l.startswith("SKIPPED")][:3]
     print("WARNING: no Python test passed" + (": " + " | ".join(reasons) if reasons else ""))
 EOF
+if [ -s "$TENSORC_GPU_MODEL_REPORT" ]; then
+  note "GPU model tests, errors against eager PyTorch on the GPU:"
+  sort "$TENSORC_GPU_MODEL_REPORT" | cut -c1-400 | sed 's/^/   /' | tee -a "$SUMMARY"
+fi
 # Every failing test in one file, with pytest's one-line reason.
 grep -hE "^(FAILED|ERROR) " "$LOG"/pytest/*.log >"$LOG/failures.txt" 2>/dev/null
 note "failures: $(wc -l <"$LOG/failures.txt") line(s) in failures.txt; first ones:"
@@ -135,7 +144,7 @@ head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY
 # they fall back to stay tested (GPU_CHECK_SWITCHES=0 skips this), when time is left.
 if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
   t=$(date +%s)
-  TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 timeout "$(left)" $PY -m pytest -q -ra \
+  TENSORC_GPU_MODEL_REPORT= TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 timeout "$(left)" $PY -m pytest -q -ra \
     -p no:cacheprovider "${XDIST[@]}" tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
     tests/python/test_ops_attention.py >"$LOG/pytest/switched_models.log" 2>&1
   rc=$?
