@@ -230,17 +230,24 @@ def test_resnet_block_matches_cpu(dtype):
     if dtype == torch.float32:
         _compare(g, inputs, f"resnet block {dtype}")
         return
-    exact = resnet_block_reference(g.values, inputs[0])
+    compare_with_exact(g, inputs, resnet_block_reference(g.values, inputs[0]), RESNET_BLOCK_ROUNDINGS,
+                       f"resnet block {dtype}")
+
+
+def compare_with_exact(g, inputs, exact, roundings, msg):
+    """Both backends' first output against the exact result: max|got - exact| within U_PER_ROUNDING
+    units of rounding (u, half the dtype's eps) per rounding on the longest path, of max|exact|."""
+    dtype = inputs[0].dtype
     scale = exact.abs().max().item()
     u = torch.finfo(dtype).eps / 2
-    bound = U_PER_ROUNDING * RESNET_BLOCK_ROUNDINGS * u
+    bound = U_PER_ROUNDING * roundings * u
     assert scale > 1, "the reference is too small to test anything"
     for backend in ("cuda", "cpu"):
         got = g.run(*inputs, backend=backend)[0]
         assert got.dtype == dtype and got.shape == exact.shape, (got.dtype, got.shape)
-        assert torch.isfinite(got).all(), f"{backend}: non-finite values"
+        assert torch.isfinite(got).all(), f"{msg} on {backend}: non-finite values"
         err = (got.double() - exact).abs().max().item() / scale
-        assert err <= bound, (f"resnet block {dtype} on {backend}: max|got - exact| / max|exact| = {err:.3g} "
+        assert err <= bound, (f"{msg} on {backend}: max|got - exact| / max|exact| = {err:.3g} "
                               f"({err / u:.2f} u) > {bound:.3g} ({bound / u:.1f} u)")
 
 

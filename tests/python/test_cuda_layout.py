@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import tensorc_ct
 from conformance import assert_matches, randn
-from test_cuda_fusion import RecordingGraph, _compare, bnorm, conv, describe, needs_lowering
+from test_cuda_fusion import RecordingGraph, _compare, bnorm, compare_with_exact, conv, describe, needs_lowering
 from tensorc_ct import Graph
 
 _why = tensorc_ct.cuda_unavailable_reason()
@@ -67,18 +67,7 @@ TWO_BLOCKS_ROUNDINGS = 10
 
 def _compare_two_blocks(dtype, msg):
     g, inputs = two_blocks(dtype)
-    exact = two_blocks_reference(g.values, inputs[0])
-    scale = exact.abs().max().item()
-    u = torch.finfo(dtype).eps / 2
-    bound = 2 * TWO_BLOCKS_ROUNDINGS * u
-    assert scale > 1, "the reference is too small to test anything"
-    for backend in ("cuda", "cpu"):
-        got = g.run(*inputs, backend=backend)[0]
-        assert got.dtype == dtype and got.shape == exact.shape, (got.dtype, got.shape)
-        assert torch.isfinite(got).all(), f"{msg} on {backend}: non-finite values"
-        err = (got.double() - exact).abs().max().item() / scale
-        assert err <= bound, (f"{msg} on {backend}: max|got - exact| / max|exact| = {err:.3g} "
-                              f"({err / u:.2f} u) > {bound:.3g} ({bound / u:.1f} u)")
+    compare_with_exact(g, inputs, two_blocks_reference(g.values, inputs[0]), TWO_BLOCKS_ROUNDINGS, msg)
 
 
 def conv_act_conv(dtype, act="hardswish"):
