@@ -506,8 +506,9 @@ static void store_plan(const tc_cuda_call *c, const conv_plan *p, const int64_t 
 /* Depthwise convolutions (one input and one output channel per group) run on our kernel: cuDNN's
  * engines for them are slow in both layouts (mobilenet_v3_large at batch 32 spent two thirds of its
  * time in them on an H100). TENSORC_CUDA_DEPTHWISE=0 hands them to cuDNN, for comparison. */
-static bool is_depthwise(const conv_shape *s) {
-    return tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true) && !s->transposed && s->G > 1 && s->G == s->C && s->K == s->C;
+bool tc_cuda_conv_runs_depthwise(int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed) {
+    return tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true) && !transposed && groups > 1 && groups == in_channels &&
+           out_channels == in_channels;
 }
 
 static tc_status run_depthwise(const tc_cuda_call *c, const conv_shape *s, const tc_cuda_tensor *x,
@@ -614,7 +615,7 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
                             (long long)s.OH, (long long)s.OW, (long long)s.H, (long long)s.W);
     }
-    if (is_depthwise(&s)) return run_depthwise(c, &s, x, w, b, r, y);
+    if (tc_cuda_conv_runs_depthwise(s.G, s.C, s.K, s.transposed)) return run_depthwise(c, &s, x, w, b, r, y);
     s.align_x = alignment_of(x->data), s.align_w = alignment_of(w->data), s.align_y = alignment_of(y->data);
     s.align_b = b ? alignment_of(b->data) : 0;
     s.align_r = r ? alignment_of(r->data) : 0;

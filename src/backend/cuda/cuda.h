@@ -99,6 +99,9 @@ bool tc_cuda_allow_tf32(const tc_cuda_call *c);
 /* An on/off environment switch: unset or empty gives dflt; "0", "off", "false" and "no" are off,
  * anything else on. */
 bool tc_cuda_env_flag(const char *name, bool dflt);
+/* Whether a convolution of these groups and channels runs on our depthwise kernel (conv.c) rather
+ * than cuDNN: groups = input = output channels, not transposed, unless TENSORC_CUDA_DEPTHWISE=0. */
+bool tc_cuda_conv_runs_depthwise(int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed);
 /* A per-node cache (for cuDNN plans, cuBLASLt algorithms) owned by the execution context and
  * freed with it through the destructor given on first use; keyed by node id and a caller key. */
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));

@@ -107,12 +107,12 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
     for (int i = 0; cublaslt_ops[i]; i++)
         if (strcmp(base, cublaslt_ops[i]) == 0) lib = is_library_dtype(dt) ? "cublaslt" : "int-gemm";
     if (strcmp(base, "convolution") == 0) {
-        /* depthwise (groups = input = output channels) runs on our kernel (conv.c) */
-        const tc_value *x = tc_node_tensor(n, 0), *w = tc_node_tensor(n, 1);
+        const tc_value *x = tc_node_tensor(n, 0), *y = n->n_outputs ? n->outputs[0] : NULL;
         int64_t groups = tc_node_int(n, 8);
-        bool depthwise = x && w && !tc_node_bool(n, 6) && x->rank >= 3 && w->rank >= 3 && groups > 1 &&
-                         !TC_DIM_IS_SYM(groups) && x->dims[1] == groups && w->dims[0] == groups && w->dims[1] == 1;
-        lib = depthwise ? "depthwise kernel" : "cudnn";
+        bool known = x && y && x->rank >= 3 && y->rank >= 3 && !TC_DIM_IS_SYM(groups) &&
+                     !TC_DIM_IS_SYM(x->dims[1]) && !TC_DIM_IS_SYM(y->dims[1]);
+        lib = known && tc_cuda_conv_runs_depthwise(groups, x->dims[1], y->dims[1], tc_node_bool(n, 6))
+                  ? "depthwise kernel" : "cudnn";
     }
     char stored[64];
     struct tc_cuda_engine *ce = tc_engine_cuda(e);
