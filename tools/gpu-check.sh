@@ -138,17 +138,18 @@ note "failures: $(wc -l <"$LOG/failures.txt") line(s) in failures.txt; first one
 head -n 15 "$LOG/failures.txt" | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 
 # ---- the switched-off lowerings on whole models -------------------------------------------------
-# Channels-last convolution chains, generated elementwise kernels and cuDNN's fused attention are on
-# by default; the GPU model tests, the layout tests and the attention conformance run once more with
-# all three off (TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0), so that the paths
-# they fall back to stay tested (GPU_CHECK_SWITCHES=0 skips this), when time is left.
+# Channels-last convolution chains, generated elementwise kernels, cuDNN's fused attention and
+# zero-copy views are on by default; the GPU model tests, the layout tests and the attention
+# conformance run once more with all four off (TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0
+# TENSORC_CUDNN_SDPA=0 TENSORC_CUDA_VIEWS=0), so that the paths they fall back to stay tested
+# (GPU_CHECK_SWITCHES=0 skips this), when time is left.
 if [ "${GPU_CHECK_SWITCHES:-1}" != 0 ] && [ "$(left)" -gt 60 ] && [ -f tests/python/test_cuda_models.py ]; then
   t=$(date +%s)
-  TENSORC_GPU_MODEL_REPORT= TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 timeout "$(left)" $PY -m pytest -q -ra \
+  TENSORC_GPU_MODEL_REPORT= TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 TENSORC_CUDA_VIEWS=0 timeout "$(left)" $PY -m pytest -q -ra \
     -p no:cacheprovider "${XDIST[@]}" tests/python/test_cuda_models.py tests/python/test_cuda_layout.py \
     tests/python/test_ops_attention.py >"$LOG/pytest/switched_models.log" 2>&1
   rc=$?
-  note "model, layout and attention tests with TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
+  note "model, layout and attention tests with TENSORC_CUDA_NHWC=0 TENSORC_CUDA_NVRTC=0 TENSORC_CUDNN_SDPA=0 TENSORC_CUDA_VIEWS=0: rc=$rc ($(elapsed "$t")) $(tail -n 1 "$LOG/pytest/switched_models.log")"
   grep -hE "^(FAILED|ERROR) " "$LOG/pytest/switched_models.log" | head -n 10 | cut -c1-300 | sed 's/^/   /' | tee -a "$SUMMARY"
 fi
 note "== done in $(elapsed "$START")"

@@ -44,12 +44,11 @@ static tc_status permute_view(const tc_graph *g, const tc_node *n, const int64_t
     return TC_OK;
 }
 
-tc_status tc_shape_gather_view(const tc_graph *g, const tc_node *n, const int64_t *symvals, int x_rank,
-                               const int64_t *x_dims, int y_rank, const int64_t *y_dims, tc_gather_view *v,
-                               tc_error *err) {
+/* The view of n's output over the memory of an input of x_dims laid out with strides xs. */
+static tc_status view_over(const tc_graph *g, const tc_node *n, const int64_t *symvals, int x_rank,
+                           const int64_t *x_dims, const int64_t *xs, int y_rank, const int64_t *y_dims,
+                           tc_gather_view *v, tc_error *err) {
     memset(v, 0, sizeof *v);
-    int64_t xs[TC_MAX_RANK];
-    contiguous_strides(x_rank, x_dims, xs);
     v->rank = y_rank;
     memcpy(v->dims, y_dims, (size_t)y_rank * sizeof *y_dims);
     switch (n->op) {
@@ -124,6 +123,105 @@ tc_status tc_shape_gather_view(const tc_graph *g, const tc_node *n, const int64_
         return TC_OK;
     }
     default: return tc_errorf(err, TC_ERR_INTERNAL, "%s is not read through a strided view", n->op_name);
+    }
+}
+
+tc_status tc_shape_gather_view(const tc_graph *g, const tc_node *n, const int64_t *symvals, int x_rank,
+                               const int64_t *x_dims, int y_rank, const int64_t *y_dims, tc_gather_view *v,
+                               tc_error *err) {
+    int64_t xs[TC_MAX_RANK];
+    contiguous_strides(x_rank, x_dims, xs);
+    return view_over(g, n, symvals, x_rank, x_dims, xs, y_rank, y_dims, v, err);
+}
+
+bool tc_shape_is_contiguous(int rank, const int64_t *dims, const int64_t *strides) {
+    int64_t want = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        if (dims[i] == 1) continue; /* one index: any stride */
+        if (strides[i] != want) return false;
+        want *= dims[i];
+    }
+    return true;
+}
+
+/* Walks both shapes in groups of dims with equal products. Within a group the input's dims (size
+ * 1 left out) must be laid out one inside the other, stride[i] = stride[i + 1] * dims[i + 1]; the
+ * group's output dims then get the strides of a contiguous block ending at the group's innermost
+ * input stride. Size-1 output dims take the stride a contiguous layout would give them. */
+bool tc_shape_reshape_strides(int x_rank, const int64_t *x_dims, const int64_t *x_strides, int y_rank,
+                              const int64_t *y_dims, int64_t *y_strides) {
+    int64_t xd[TC_MAX_RANK], xst[TC_MAX_RANK];
+    int nx = 0;
+    int64_t x_numel = 1, y_numel = 1;
+    for (int i = 0; i < x_rank; i++) {
+        x_numel *= x_dims[i];
+        if (x_dims[i] != 1) xd[nx] = x_dims[i], xst[nx++] = x_strides[i];
+    }
+    for (int j = 0; j < y_rank; j++) y_numel *= y_dims[j];
+    if (x_numel != y_numel || x_numel == 0) return false;
+    int i = 0, j = 0;
+    while (j < y_rank) {
+        if (y_dims[j] == 1) { /* filled in below */
+            j++;
+            continue;
+        }
+        if (i >= nx) return false;
+        int j0 = j;
+        int64_t py = y_dims[j], px = xd[i];
+        while (py != px) {
+            if (py < px) {
+                if (++j >= y_rank) return false;
+                py *= y_dims[j];
+            } else {
+                if (i + 1 >= nx || xst[i] != xst[i + 1] * xd[i + 1]) return false;
+                px *= xd[++i];
+            }
+        }
+        int64_t st = xst[i];
+        for (int k = j; k >= j0; k--) {
+            y_strides[k] = st;
+            st *= y_dims[k];
+        }
+        i++, j++;
+    }
+    if (i != nx) return false;
+    int64_t st = 1;
+    for (int k = y_rank - 1; k >= 0; k--) {
+        if (y_dims[k] == 1) y_strides[k] = st;
+        else st = y_strides[k] * y_dims[k];
+    }
+    return true;
+}
+
+bool tc_shape_is_view_op(int op) {
+    switch (op) {
+    case TC_OP_VIEW: case TC_OP_UNSAFE_VIEW: case TC_OP_RESHAPE: case TC_OP_SQUEEZE_DIMS: case TC_OP_SQUEEZE_DIM:
+    case TC_OP_SQUEEZE: case TC_OP_UNSQUEEZE: case TC_OP_CLONE: case TC_OP_ALIAS: case TC_OP_DETACH:
+    case TC_OP_CONTIGUOUS: case TC_OP_LIFT_FRESH_COPY: case TC_OP_FLATTEN_USING_INTS: case TC_OP_TO_COPY:
+    case TC_OP_PERMUTE: case TC_OP_T: case TC_OP_TRANSPOSE_INT: case TC_OP_EXPAND: case TC_OP_SLICE_TENSOR:
+    case TC_OP_SELECT_INT: return true;
+    default: return false;
+    }
+}
+
+bool tc_shape_strided_view(const tc_graph *g, const tc_node *n, const int64_t *symvals, int x_rank,
+                           const int64_t *x_dims, const int64_t *x_strides, int64_t x_base, int y_rank,
+                           const int64_t *y_dims, int64_t *y_strides, int64_t *y_base) {
+    if (!tc_shape_is_view_op(n->op) || x_rank > TC_MAX_RANK || y_rank > TC_MAX_RANK) return false;
+    switch (n->op) {
+    case TC_OP_PERMUTE: case TC_OP_T: case TC_OP_TRANSPOSE_INT: case TC_OP_EXPAND: case TC_OP_SLICE_TENSOR:
+    case TC_OP_SELECT_INT: {
+        tc_gather_view v;
+        tc_error why = {0};
+        if (view_over(g, n, symvals, x_rank, x_dims, x_strides, y_rank, y_dims, &v, &why) != TC_OK) return false;
+        if (v.rank != y_rank) return false;
+        memcpy(y_strides, v.strides, (size_t)y_rank * sizeof *y_strides);
+        *y_base = x_base + v.base;
+        return true;
+    }
+    default: /* same element order: a reshape of the view */
+        *y_base = x_base;
+        return tc_shape_reshape_strides(x_rank, x_dims, x_strides, y_rank, y_dims, y_strides);
     }
 }
 

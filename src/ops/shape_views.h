@@ -25,6 +25,25 @@ tc_status tc_shape_gather_view(const tc_graph *g, const tc_node *n, const int64_
                                const int64_t *x_dims, int y_rank, const int64_t *y_dims, tc_gather_view *v,
                                tc_error *err);
 
+/* Zero-copy views (the CUDA executor's). tc_shape_is_view_op: the ops whose output is a strided
+ * view of their input's memory: the ops above but repeat, and the ops that keep the element order
+ * (view, _unsafe_view, reshape, flatten, squeeze, unsqueeze, clone, alias, detach, contiguous,
+ * lift_fresh_copy, and _to_copy when it keeps the dtype, which the caller checks).
+ * tc_shape_strided_view: for an input that is itself the view mem[x_base + sum i_d x_strides[d]],
+ * the output's strides and base over the same memory; false when the output is not one strided
+ * view of it (a reshape that splits or merges dims across a stride jump), for an error in the
+ * arguments (which the op's own kernel then reports) and for a tensor without elements.
+ * tc_shape_reshape_strides: the strides of a reshape to y_dims of the view (x_dims, x_strides),
+ * false when there are none. tc_shape_is_contiguous: whether strides are C order for dims (dims
+ * of size 1 may have any stride). */
+bool tc_shape_is_view_op(int op);
+bool tc_shape_strided_view(const tc_graph *g, const tc_node *n, const int64_t *symvals, int x_rank,
+                           const int64_t *x_dims, const int64_t *x_strides, int64_t x_base, int y_rank,
+                           const int64_t *y_dims, int64_t *y_strides, int64_t *y_base);
+bool tc_shape_reshape_strides(int x_rank, const int64_t *x_dims, const int64_t *x_strides, int y_rank,
+                              const int64_t *y_dims, int64_t *y_strides);
+bool tc_shape_is_contiguous(int rank, const int64_t *dims, const int64_t *strides);
+
 /* split_with_sizes / split.Tensor / cat along dim d of a contiguous tensor: the product of the
  * dims before d and after d. */
 void tc_shape_outer_inner(int rank, const int64_t *dims, int d, int64_t *outer, int64_t *inner);

@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/cuda/cudnn.h"
 #include "backend/cuda/kernels/attention.h"
+#include "backend/cuda/kernels/shape.h"
 #include "core/dtype.h"
 #include "ops/attention_params.h"
 #include "engine/serialize.h"
@@ -23,8 +24,8 @@
 #endif
 
 enum { SDPA_UID_Q = 1, SDPA_UID_K, SDPA_UID_V, SDPA_UID_O, SDPA_UID_SCALE };
-enum { SDPA_KEY_LEN = 13 };
-#define SDPA_TAG ((int64_t)0x73647061 << 8 | 1) /* "sdpa", key layout version 1 (see cublaslt.c) */
+enum { SDPA_KEY_LEN = 29 };
+#define SDPA_TAG ((int64_t)0x73647061 << 8 | 2) /* "sdpa", key layout version 2 (see cublaslt.c) */
 enum { SDPA_REC_HEAD = 4 };                         /* record: 4 zero bytes (as conv's header), then JSON */
 
 typedef struct sdpa_plan {
@@ -47,33 +48,52 @@ static unsigned align16(const void *p) {
     return a;
 }
 
-/* Whether cuDNN's SDPA operation may run a: f16 or bf16 [B, H, L, E] operands stored packed (no
- * broadcast batch or head, no grouped-query heads), value width = key width, a head width that is
- * a multiple of 8 up to 128, no mask and no causal masking (cuDNN 9.19's operation has neither).
- * TENSORC_CUDNN_SDPA=0 turns the path off. */
-static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a) {
+/* The strides of t as a [B, H, rows, E] operand of cuDNN's SDPA, whose batch and heads are the
+ * output's ob: its own (a strided view, views.c) or packed; a dim of one element gets the stride
+ * past the others. False for another rank, a broadcast batch or head, or elements of a row that
+ * are not adjacent. */
+static bool sdpa_strides(const tc_cuda_tensor *t, const int64_t *ob, int64_t *st) {
+    if (t->rank != 4 || t->dims[0] != ob[0] || t->dims[1] != ob[1]) return false;
+    int64_t span = 1;
+    for (int d = 3; d >= 0; d--) {
+        st[d] = t->strides ? t->strides[d] : span;
+        span *= t->dims[d];
+    }
+    int64_t past = 1;
+    for (int d = 0; d < 4; d++)
+        if (t->dims[d] > 1) {
+            if (st[d] < 1) return false;
+            if (st[d] * t->dims[d] > past) past = st[d] * t->dims[d];
+        }
+    for (int d = 0; d < 4; d++)
+        if (t->dims[d] == 1) st[d] = past;
+    return st[3] == 1;
+}
+
+/* Whether cuDNN's SDPA operation may run a: f16 or bf16 [B, H, L, E] operands whose rows are
+ * adjacent elements (packed, or strided views with any row, head and batch strides; st: Q, K, V,
+ * O), no broadcast batch or head, no grouped-query heads, value width = key width, a head width
+ * that is a multiple of 8 up to 128, no mask and no causal masking (cuDNN 9.19's operation has
+ * neither). TENSORC_CUDNN_SDPA=0 turns the path off. */
+static bool sdpa_fits_cudnn(const tc_cuda_sdpa_args *a, const tc_cuda_tensor *const *t, int64_t (*st)[4]) {
 #ifdef TC_HAVE_CUDNN_SDPA
     if (a->dtype != TC_F16 && a->dtype != TC_BF16) return false;
     if (a->mask || a->causal || a->k_rep != 1 || a->v_rep != 1 || a->rb != 2) return false;
     if (a->E != a->Ev || a->E % 8 || a->E < 8 || a->E > 128 || a->L < 1 || a->S < 1) return false;
-    int64_t H = a->ob[1];
-    const int64_t want_q[2] = {H * a->L * a->E, a->L * a->E}, want_kv[2] = {H * a->S * a->E, a->S * a->E};
-    for (int d = 0; d < 2; d++) {
-        if (a->ob[d] == 1) continue; /* any stride: one element along d */
-        if (a->qs[d] != want_q[d] || a->ks[d] != want_kv[d] || a->vs[d] != want_kv[d]) return false;
-    }
+    for (int i = 0; i < 4; i++)
+        if (!sdpa_strides(t[i], a->ob, st[i])) return false;
     static _Atomic int ok = -1; /* the operation needs cuDNN 9.13.1 at run time */
     if (ok < 0) ok = cudnnGetVersion() >= 91301;
     return ok && tc_cuda_env_flag("TENSORC_CUDNN_SDPA", true);
 #else
-    (void)a;
+    (void)a, (void)t, (void)st;
     return false;
 #endif
 }
 
 #ifdef TC_HAVE_CUDNN_SDPA
-static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, const unsigned *align, bool relaxed,
-                            int64_t max_ws, tc_cudnn_graph **out, tc_error *err) {
+static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, int64_t (*st4)[4], const unsigned *align,
+                            bool relaxed, int64_t max_ws, tc_cudnn_graph **out, tc_error *err) {
     *out = NULL;
     tc_cudnn_graph *g;
     TC_TRY(tc_cudnn_graph_create(&g, err));
@@ -84,7 +104,7 @@ static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, const unsi
         tc_cudnn_tensor d = {0};
         d.uid = SDPA_UID_Q + t, d.dtype = a->dtype, d.rank = 4, d.alignment = align[t];
         d.dims[0] = B, d.dims[1] = H, d.dims[2] = rows[t], d.dims[3] = a->E;
-        d.strides[3] = 1, d.strides[2] = a->E, d.strides[1] = rows[t] * a->E, d.strides[0] = H * rows[t] * a->E;
+        memcpy(d.strides, st4[t], sizeof st4[t]);
         st = tc_cudnn_graph_tensor(g, &d, err);
     }
     if (st == TC_OK) {
@@ -129,8 +149,8 @@ static tc_status sdpa_graph(void *handle, const tc_cuda_sdpa_args *a, const unsi
 /* The plan for a's key: from the engine's table (a stored plan), else built (strict numerics, then
  * the engines that compute in reduced precision, as flash attention in f16 does); p->graph stays
  * NULL when cuDNN has no engine. Out of memory is the only failure. */
-static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, const unsigned *align,
-                                sdpa_plan *p) {
+static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, int64_t (*stv)[4],
+                                const unsigned *align, sdpa_plan *p) {
 #ifdef TC_HAVE_CUDNN_SDPA
     /* a key first met inside a capture (new pointer alignments) gets no plan: our kernel runs it */
     if (tc_cuda_capturing(c)) return TC_OK;
@@ -159,7 +179,7 @@ static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *
     if (had) tc_cuda_choice_drop(c, TC_RECORD_CUDNN_PLAN, p->key, sizeof p->key);
     tc_status st = TC_ERR_UNSUPPORTED;
     for (int relaxed = 0; relaxed < 2 && st != TC_OK; relaxed++) {
-        st = sdpa_graph(handle, a, align, relaxed == 1, max_ws, &p->graph, &why);
+        st = sdpa_graph(handle, a, stv, align, relaxed == 1, max_ws, &p->graph, &why);
         if (st == TC_ERR_OUT_OF_MEMORY) return tc_cuda_fail(c, st, "%s", why.msg);
     }
     if (tc_tactic_log()) {
@@ -184,20 +204,23 @@ static tc_status sdpa_make_plan(const tc_cuda_call *c, const tc_cuda_sdpa_args *
     free(body);
     free(json);
 #else
-    (void)c, (void)a, (void)align, (void)p;
+    (void)c, (void)a, (void)stv, (void)align, (void)p;
 #endif
     return TC_OK;
 }
 
 /* Runs a on cuDNN when it fits and cuDNN has an engine; *ran tells whether it did. */
-static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, bool *ran) {
+static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, const tc_cuda_tensor *const *t,
+                            bool *ran) {
     *ran = false;
-    if (!sdpa_fits_cudnn(a) || a->L * a->S == 0) return TC_OK;
+    int64_t st4[4][4];
+    if (!sdpa_fits_cudnn(a, t, st4) || a->L * a->S == 0) return TC_OK;
     unsigned align[4] = {align16(a->q), align16(a->k), align16(a->v), align16(a->o)};
     int64_t scale_bits = 0;
     memcpy(&scale_bits, &a->scale, sizeof a->scale);
     int64_t key[SDPA_KEY_LEN] = {SDPA_TAG, a->dtype, a->ob[0], a->ob[1], a->L,     a->S,    a->E,
                                  scale_bits, align[0], align[1], align[2], align[3], tc_cuda_allow_tf32(c)};
+    for (int i = 0; i < 4; i++) memcpy(&key[13 + 4 * i], st4[i], sizeof st4[i]);
     uint64_t h = 1469598103934665603ull;
     for (int i = 0; i < SDPA_KEY_LEN; i++) h = (h ^ (uint64_t)key[i]) * 1099511628211ull;
     void **slot = tc_cuda_shared_cache(c, h, sdpa_plan_free);
@@ -212,7 +235,7 @@ static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, b
         if (!p) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "out of memory for an attention plan");
         memcpy(p->key, key, sizeof key);
         p->scale = a->scale;
-        tc_status st = sdpa_make_plan(c, a, align, p);
+        tc_status st = sdpa_make_plan(c, a, st4, align, p);
         if (st != TC_OK) {
             sdpa_plan_free(p);
             return st;
@@ -287,8 +310,26 @@ static tc_status cuda_sdpa(const tc_cuda_call *c) {
             return tc_cuda_fail(c, TC_ERR_SHAPE, "attn_mask is empty but the scores are not");
     }
     bool ran = false;
-    TC_TRY(sdpa_cudnn(c, &a, &ran));
+    const tc_cuda_tensor *const t4[4] = {q, k, v, y};
+    TC_TRY(sdpa_cudnn(c, &a, t4, &ran));
     if (ran) return TC_OK;
+    /* our kernel reads packed operands: a strided view (views.c) is gathered into scratch first */
+    const void **packed[3] = {&a.q, &a.k, &a.v};
+    for (int i = 0; i < 3; i++) {
+        const tc_cuda_tensor *x = t4[i];
+        if (!x->strides || !x->numel) continue;
+        size_t bytes = (size_t)x->numel * tc_dtype_size(x->dtype);
+        void *buf = tc_cuda_scratch(c, 1 + i, bytes);
+        if (!buf) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for a packed operand", bytes);
+        tc_status gs2 = tc_cuda_gather_copy(x->data, buf, tc_dtype_size(x->dtype), x->rank, x->dims, x->strides, 0,
+                                            c->stream, c->err);
+        if (gs2 != TC_OK) {
+            char msg[sizeof c->err->msg];
+            snprintf(msg, sizeof msg, "%s", c->err->msg);
+            return tc_cuda_fail(c, gs2, "%s", msg);
+        }
+        *packed[i] = buf;
+    }
     tc_status s = tc_cuda_sdpa(&a, c->stream, c->err);
     if (s == TC_OK || !c->err) return s;
     char msg[sizeof c->err->msg];

@@ -19,6 +19,10 @@ typedef struct tc_cuda_tensor {
      * whose every reader knows (see docs/cuda-backend.md, "NHWC"): convolutions, and elementwise
      * ops whose tensor operands all have the output's dims. Everything else sees false. */
     bool nhwc;
+    /* NULL: contiguous. Else the element at index i is data[sum i_d strides[d]] (in elements, none
+     * negative): a strided view that the executor hands only to readers that take one (the query,
+     * key and value of scaled_dot_product_attention; see views.c). */
+    const int64_t *strides;
 } tc_cuda_tensor;
 
 typedef struct tc_cuda_exec tc_cuda_exec;

@@ -101,6 +101,7 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     e->use_graphs = tc_cuda_env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each && !e->profile;
     e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
     e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
+    e->views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
     if (st != TC_OK) {
         free(e);
@@ -403,6 +404,8 @@ void tc_cuda_shape_set_free(tc_cuda_shape_set *s) {
     free(s->flag_msgs);
     free(s->out_types);
     free(s->out_bytes);
+    free(s->views);
+    free(s->step_mode);
     memset(s, 0, sizeof *s);
 }
 
@@ -449,6 +452,8 @@ void tc_cuda_exec_free(tc_cuda_exec *x) {
     free(x->out_buf);
     free(x->out_cap);
     free(x->out_view);
+    free(x->step_view);
+    free(x->strided_ok);
     free(x->derived_t);
     free(x);
 }
@@ -511,6 +516,10 @@ tc_status tc_cuda_exec_create(tc_cuda_engine *e, tc_cuda_exec **out, tc_error *e
     for (int i = x->n_out - 1; i >= 0; i--) {
         const tc_value *v = g->outputs.items[i];
         if (v->kind == TC_VALUE_NODE) x->out_first[v->id] = i;
+    }
+    if (tc_cuda_views_prepare(x, err) != TC_OK) {
+        tc_cuda_exec_free(x);
+        return TC_ERR_OUT_OF_MEMORY;
     }
     x->stats.graphs_enabled = e->use_graphs;
     x->stats.weight_bytes = e->weight_bytes;

@@ -101,6 +101,7 @@ struct tc_cuda_engine {
     bool profile;           /* TENSORC_CUDA_PROFILE=1: time every step with events (no CUDA graphs) */
     bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
     bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default on): keep conv activations channels-last */
+    bool views_mode;        /* TENSORC_CUDA_VIEWS (default on): zero-copy views (views.c) */
     bool *nhwc;             /* per value id: stored channels-last (NULL without nhwc_mode) */
     int n_nhwc;             /* values stored channels-last */
     int n_steps;
@@ -137,6 +138,18 @@ typedef struct tc_cuda_graph_variant {
     uint64_t last_use;
 } tc_cuda_graph_variant;
 
+/* Per shape set and value (views.c): src < 0, the value has memory of its own and its node's kernel
+ * makes it. Else it is elements of value src's memory at base + sum i_d strides[d] (in elements):
+ * with own, its step gathers it from there into its own memory; without, it has no memory (an
+ * alias when contiguous, else a strided view that only strided readers see). */
+typedef struct tc_cuda_view_plan {
+    int src;
+    bool own, contiguous;
+    int64_t base;
+    int64_t strides[TC_MAX_RANK];
+} tc_cuda_view_plan;
+enum { TC_CUDA_VIEW_RUN, TC_CUDA_VIEW_SKIP, TC_CUDA_VIEW_GATHER }; /* per step: its kernel, nothing, a gather */
+
 typedef struct tc_cuda_shape_set {
     bool used, warmed;
     uint64_t hash, last_use;
@@ -146,6 +159,8 @@ typedef struct tc_cuda_shape_set {
     char *flag_msgs;        /* per error word: what the kernel said a raised word means for these shapes */
     tc_tensor *out_types;   /* per graph output (data unused) */
     size_t *out_bytes;
+    tc_cuda_view_plan *views;       /* per value id (views.c) */
+    unsigned char *step_mode;       /* per step: TC_CUDA_VIEW_* */
     tc_cuda_graph_variant var[TC_CUDA_GRAPHS_PER_SHAPE_SET];
 } tc_cuda_shape_set;
 
@@ -203,6 +218,10 @@ struct tc_cuda_exec {
     double *prof_ms;
     int64_t prof_runs;
     bool prof_this;                 /* the current run is profiled */
+    /* zero-copy views (views.c), from the graph: per step, a lone view-like node the executor may
+     * skip or gather itself; per value, every reader takes a strided tensor */
+    bool *step_view;
+    bool *strided_ok;
 };
 
 #define TC_CUDA_FLAG_MSG 160 /* bytes per error-word message */
@@ -229,5 +248,11 @@ void tc_cuda_choice_drop_engine(tc_cuda_engine *e, uint32_t kind, const void *ke
  * one); every reallocation makes the captured graphs stale. Only outside capture. */
 tc_status tc_cuda_exec_regrow(tc_cuda_exec *x, void **p, size_t *cap, size_t need, const char *what, tc_error *err);
 void tc_cuda_shape_set_free(tc_cuda_shape_set *s);
+
+/* Zero-copy views (views.c): the graph facts at context creation, the plan of a shape set (after
+ * its shapes are known, before memory is placed), and the gather a TC_CUDA_VIEW_GATHER step runs. */
+tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err);
+tc_status tc_cuda_views_plan(tc_cuda_exec *x, tc_cuda_shape_set *s, tc_error *err);
+tc_status tc_cuda_views_gather(tc_cuda_exec *x, int si, tc_error *err);
 
 #endif

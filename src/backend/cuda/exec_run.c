@@ -2,6 +2,7 @@
  * shape set once (value sizes, liveness-planned arena offsets), runs the kernels eagerly the first
  * time, then captures them into a CUDA graph per (shape set, I/O pointers) and replays it. */
 #include "backend/cuda/exec_internal.h"
+#include "core/dtype.h"
 #include "core/liveness.h"
 #include "engine/bind.h"
 
@@ -25,6 +26,7 @@ static tc_status compute_shapes(tc_cuda_exec *x, const tc_tensor *inputs, tc_err
         t->rank = v->rank;
         t->data = NULL;
         t->nhwc = x->e->nhwc && x->e->nhwc[i];
+        t->strides = NULL;
         TC_TRY(tc_value_dims_now(g, v, inputs, x->symvals, t->dims, &t->numel, err));
     }
     return TC_OK;
@@ -65,6 +67,24 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
     int nb = 0;
     size_t total = 0;
     const tc_cuda_engine *e = x->e;
+    tc_status vst = tc_cuda_views_plan(x, s, err);
+    if (vst != TC_OK) {
+        free(blocks);
+        tc_cuda_shape_set_free(s);
+        return vst;
+    }
+    /* a value that views or aliases hold keeps its memory until their last reader */
+    int *hold = malloc(((size_t)nv + 1) * sizeof *hold);
+    if (!hold) {
+        free(blocks);
+        tc_cuda_shape_set_free(s);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < nv; i++) hold[i] = x->last_use[i];
+    for (int i = 0; i < nv; i++) {
+        const tc_cuda_view_plan *vp = &s->views[i];
+        if (vp->src >= 0 && !vp->own && x->last_use[i] > hold[vp->src]) hold[vp->src] = x->last_use[i];
+    }
     for (int si = 0; si < e->n_steps; si++) {
         const tc_cuda_step *st = &e->steps[si];
         const tc_node *n = g->nodes.items[st->last];
@@ -73,11 +93,13 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
             tc_value *v = n->outputs[k];
             size_t size = tc_cuda_round_up(nbytes_of(&x->vals[v->id]), TC_CUDA_ALIGN);
             if (x->out_first[v->id] >= 0 || size == 0) continue;
-            int end = x->last_use[v->id] < si ? si : x->last_use[v->id];
+            if (s->views[v->id].src >= 0 && !s->views[v->id].own) continue; /* no memory of its own */
+            int end = hold[v->id] < si ? si : hold[v->id];
             s->offs[v->id] = tc_live_place(blocks, &nb, size, si, end, &total);
         }
     }
     free(blocks);
+    free(hold);
     s->arena_bytes = total;
     for (int i = 0; i < x->n_out; i++) {
         const tc_value *v = g->outputs.items[i];
@@ -237,6 +259,14 @@ static void place_values(tc_cuda_exec *x, const tc_cuda_shape_set *s) {
         else if (x->out_first[i] >= 0) t->data = x->ptrs[x->n_in + x->out_first[i]];
         else t->data = s->offs[i] == SIZE_MAX ? NULL : x->arena + s->offs[i]; /* NULL: inside a fused step */
     }
+    for (int i = 0; i < g->values.n; i++) { /* aliases and strided views: in their source's memory */
+        const tc_cuda_view_plan *vp = &s->views[i];
+        tc_cuda_tensor *t = &x->vals[i];
+        if (vp->src < 0 || vp->own || t->numel == 0) continue;
+        const tc_cuda_tensor *src = &x->vals[vp->src];
+        t->data = (char *)src->data + (size_t)vp->base * tc_dtype_size(t->dtype);
+        t->strides = vp->contiguous ? NULL : vp->strides;
+    }
 }
 
 static const char *mode_text(tc_cuda_run_mode m) {
@@ -274,6 +304,12 @@ static tc_status run_steps(tc_cuda_exec *x, tc_error *err) {
         bool empty = n_made > 0;
         for (int k = 0; k < n_made; k++) empty = empty && x->out_ptrs[k]->numel == 0;
         if (empty) continue;
+        unsigned char vmode = x->cur_set->step_mode[si];
+        if (vmode == TC_CUDA_VIEW_SKIP) continue;
+        if (vmode == TC_CUDA_VIEW_GATHER) {
+            TC_TRY(tc_cuda_views_gather(x, si, err));
+            continue;
+        }
         const tc_cuda_epilogue *epi = NULL;
         if (s->count > 1 || s->weight >= 0 || s->bias >= 0) { /* a lone conv may have a channels-last weight */
             x->epi.weight = s->weight >= 0 ? &x->derived_t[s->weight] : NULL;

@@ -1,0 +1,151 @@
+/* Zero-copy views (TENSORC_CUDA_VIEWS, default on). For each shape set the executor works out
+ * which outputs of view-like nodes (view, reshape, squeeze, unsqueeze, clone, permute, select,
+ * slice, expand, ...; ops/shape_views.h) need memory of their own:
+ *   - a view whose elements lie in C order in its source's memory is an alias: no memory, no step;
+ *   - a strided view that only other views and strided readers (SDPA's query, key and value) read
+ *     stays virtual: the readers get the source's memory and the strides;
+ *   - any other view is gathered once from the memory at the start of its chain (the root), so a
+ *     chain of permutes and reshapes costs one copy, not one per node.
+ * A view whose own kernel must run (an op or a case the stride rules do not cover) needs its input
+ * in memory; when that input was virtual it is gathered instead, and the plan is made again. */
+#include "backend/cuda/exec_internal.h"
+#include "backend/cuda/kernels/shape.h"
+#include "core/dtype.h"
+#include "ops/shape_views.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool sdpa_operand(const tc_node *n, const tc_value *v) {
+    if (n->op != TC_OP_SDPA) return false;
+    bool any = false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        if (n->inputs[k] != v) continue;
+        if (k > 2) return false; /* the mask is read densely */
+        any = true;
+    }
+    return any;
+}
+
+tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err) {
+    const tc_cuda_engine *e = x->e;
+    const tc_graph *g = x->g;
+    int nn = g->nodes.n, nv = g->values.n;
+    x->step_view = calloc((size_t)e->n_steps + 1, sizeof *x->step_view);
+    x->strided_ok = calloc((size_t)nv + 1, sizeof *x->strided_ok);
+    int *step_of = malloc(((size_t)nn + 1) * sizeof *step_of);
+    if (!x->step_view || !x->strided_ok || !step_of) {
+        free(step_of);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < nn; i++) step_of[i] = -1;
+    for (int si = 0; si < e->n_steps; si++) {
+        const tc_cuda_step *s = &e->steps[si];
+        if (s->count != 1 || s->kind != TC_CUDA_STEP_NODE) continue;
+        step_of[s->node] = si;
+        const tc_node *n = g->nodes.items[s->node];
+        x->step_view[si] = e->views_mode && tc_shape_is_view_op(n->op) && n->n_outputs == 1 && n->n_inputs >= 1 &&
+                           n->inputs[0];
+    }
+    /* strided_ok: every reader takes a strided tensor, and no graph output is the value */
+    for (int i = 0; i < nv; i++) x->strided_ok[i] = e->views_mode;
+    for (int i = 0; i < g->outputs.n; i++) x->strided_ok[((tc_value *)g->outputs.items[i])->id] = false;
+    for (int i = 0; i < nn; i++) {
+        const tc_node *n = g->nodes.items[i];
+        int si = step_of[i];
+        bool view_reader = si >= 0 && x->step_view[si];
+        for (int k = 0; k < n->n_inputs; k++) {
+            const tc_value *v = n->inputs[k];
+            if (!v) continue;
+            bool ok = si >= 0 && ((view_reader && k == 0) || sdpa_operand(n, v));
+            if (!ok) x->strided_ok[v->id] = false;
+        }
+    }
+    free(step_of);
+    return TC_OK;
+}
+
+static void contiguous(int rank, const int64_t *dims, int64_t *st) {
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= dims[i];
+    }
+}
+
+/* One pass over the steps; true when it found a virtual value that must be gathered after all. */
+static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
+    const tc_cuda_engine *e = x->e;
+    const tc_graph *g = x->g;
+    bool again = false;
+    for (int i = 0; i < g->values.n; i++) s->views[i].src = -1;
+    for (int si = 0; si < e->n_steps; si++) {
+        s->step_mode[si] = TC_CUDA_VIEW_RUN;
+        if (!x->step_view[si]) continue;
+        const tc_node *n = g->nodes.items[e->steps[si].node];
+        const tc_value *u = n->inputs[0], *y = n->outputs[0];
+        const tc_cuda_tensor *tu = &x->vals[u->id], *ty = &x->vals[y->id];
+        tc_cuda_view_plan *vu = &s->views[u->id], *vy = &s->views[y->id];
+        bool u_virtual = vu->src >= 0 && !vu->own; /* an alias or a strided view: no memory of its own */
+        int64_t xs[TC_MAX_RANK], base = 0;
+        int root = u->id;
+        bool ok = tu->dtype == ty->dtype && !tu->nhwc && !ty->nhwc && tu->numel > 0 && ty->numel == tu->numel &&
+                  ty->rank >= 1 && tu->rank <= TC_MAX_RANK && ty->rank <= TC_MAX_RANK;
+        if (ok && u_virtual) {
+            root = vu->src, base = vu->base;
+            memcpy(xs, vu->strides, sizeof xs);
+        } else if (ok) {
+            contiguous(tu->rank, tu->dims, xs);
+        }
+        int64_t ys[TC_MAX_RANK], ybase = 0;
+        ok = ok && tc_shape_strided_view(g, n, x->symvals, tu->rank, tu->dims, xs, base, ty->rank, ty->dims, ys, &ybase);
+        if (!ok) { /* the node's kernel runs: its input must be in memory */
+            if (u_virtual && !vu->contiguous) force[u->id] = again = true;
+            continue;
+        }
+        vy->src = root;
+        vy->base = ybase;
+        memcpy(vy->strides, ys, sizeof ys);
+        vy->contiguous = tc_shape_is_contiguous(ty->rank, ty->dims, ys);
+        bool is_out = x->out_first[y->id] >= 0;
+        bool keep_virtual = !vy->contiguous && !force[y->id] && x->strided_ok[y->id] && n->op != TC_OP_CLONE &&
+                            n->op != TC_OP_CONTIGUOUS;
+        if (!is_out && (vy->contiguous || keep_virtual)) {
+            vy->own = false;
+            s->step_mode[si] = TC_CUDA_VIEW_SKIP;
+        } else {
+            vy->own = true; /* gathered into memory of its own: the root of the views that read it */
+            s->step_mode[si] = TC_CUDA_VIEW_GATHER;
+        }
+    }
+    return again;
+}
+
+tc_status tc_cuda_views_plan(tc_cuda_exec *x, tc_cuda_shape_set *s, tc_error *err) {
+    int nv = x->g->values.n;
+    s->views = calloc((size_t)nv + 1, sizeof *s->views);
+    s->step_mode = calloc((size_t)x->e->n_steps + 1, sizeof *s->step_mode);
+    bool *force = calloc((size_t)nv + 1, sizeof *force);
+    if (!s->views || !s->step_mode || !force) {
+        free(force);
+        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    /* each pass that asks for another forces one more value into memory: at most nv + 1 passes */
+    for (int pass = 0; pass <= nv && plan_pass(x, s, force); pass++) {
+    }
+    free(force);
+    return TC_OK;
+}
+
+tc_status tc_cuda_views_gather(tc_cuda_exec *x, int si, tc_error *err) {
+    const tc_node *n = x->g->nodes.items[x->e->steps[si].node];
+    const tc_value *y = n->outputs[0];
+    const tc_cuda_view_plan *vy = &x->cur_set->views[y->id];
+    const tc_cuda_tensor *src = &x->vals[vy->src], *ty = &x->vals[y->id];
+    tc_status st = tc_cuda_gather_copy(src->data, ty->data, tc_dtype_size(ty->dtype), ty->rank, ty->dims,
+                                       vy->strides, vy->base, x->stream, err);
+    if (st == TC_OK) return TC_OK;
+    char label[256], msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return tc_errorf(err, st, "%s on cuda: %s", tc_node_label(n, label, sizeof label), msg);
+}

@@ -1,0 +1,149 @@
+"""Zero-copy views in the CUDA executor (TENSORC_CUDA_VIEWS, default on; src/backend/cuda/views.c):
+chains of view-like nodes run as aliases, strided views read by attention, or one gather from the
+start of the chain. Every graph here is checked on the GPU against PyTorch applying the same ops
+(view chains over 0, 1, 2, ... are exact) or against the CPU backend (attention), with the
+switch on and off, and with graph outputs, several readers and dynamic shapes in the chain."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tensorc_ct
+from conformance import assert_matches, randn
+from tensorc_ct import Graph
+from test_ops_shape import sym_expr
+
+_why = tensorc_ct.cuda_unavailable_reason()
+needs_cuda = pytest.mark.skipif(_why is not None, reason=f"CUDA view tests: {_why}")
+
+
+@pytest.fixture(params=["on", "off"])
+def views(request, monkeypatch):
+    monkeypatch.setenv("TENSORC_CUDA_VIEWS", "1" if request.param == "on" else "0")
+    return request.param
+
+
+def mha_in_proj_chain(g, qkv, L, B, E):
+    """nn.MultiheadAttention's split of the packed projection [L, B, 3E] into q, k, v [B, H, L, D]
+    (H = 2, as torch.export writes it for batch_first=False)."""
+    H, D = 2, E // 2
+    v1 = g.node("view", qkv, [L, B, 3, E])
+    v2 = g.node("unsqueeze", v1, 0)
+    v3 = g.node("permute", v2, [3, 1, 2, 0, 4])
+    v4 = g.node("squeeze.dims", v3, [-2])
+    v5 = g.node("clone", v4, name="packed")
+    parts = []
+    for i in range(3):
+        s = g.node("select.int", v5, 0, i)
+        p = g.node("permute", g.node("view", s, [L, B * H, D]), [1, 0, 2])
+        parts.append(g.node("view", p, [B, H, L, D]))
+    return parts, v5
+
+
+def mha_reference(qkv, L, B, E):
+    H, D = 2, E // 2
+    x = qkv.view(L, B, 3, E).unsqueeze(0).permute(3, 1, 2, 0, 4).squeeze(-2).contiguous()
+    return [x[i].view(L, B * H, D).permute(1, 0, 2).reshape(B, H, L, D) for i in range(3)], x
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_attention_over_views_matches_cpu(views, dtype):
+    """The exported MultiheadAttention pattern: q, k, v are strided views of one gathered buffer,
+    the output goes back through permute and view into a matrix product."""
+    L, B, E = 7, 3, 16
+    g = Graph()
+    qkv = g.input("qkv", dtype, [L, B, 3 * E])
+    (q, k, v), packed = mha_in_proj_chain(g, qkv, L, B, E)
+    o = g.node("scaled_dot_product_attention", q, k, v)
+    o2 = g.node("view", g.node("permute", o, [2, 0, 1, 3]), [L * B, E])
+    w = g.constant("w", randn(E, E, seed=2, scale=0.3).to(dtype))
+    g.output(g.node("mm", o2, w), packed)
+    x = randn(L, B, 3 * E, seed=1).to(dtype)
+    got = g.run(x, backend="cuda")
+    want = g.run(x, backend="cpu")
+    assert_matches(got[0], want[0], msg=f"attention over views ({dtype}, views {views})")
+    assert torch.equal(got[1], mha_reference(x, L, B, E)[1]), "the clone, a graph output, is a plain copy"
+
+
+@needs_cuda
+def test_view_chains_are_exact(views):
+    """Chains of every view-like op over 0, 1, 2, ...: each graph output equals PyTorch's result
+    exactly, whether the executor aliases it, keeps it strided or gathers it."""
+    g = Graph()
+    x = g.input("x", torch.float32, [2, 3, 4, 5])
+    a = g.node("transpose.int", x, 1, 3)                 # [2, 5, 4, 3], strided
+    b = g.node("slice.Tensor", a, 1, 1, 5, 2)            # [2, 2, 4, 3]
+    s = g.node("select.int", b, 2, -1)                   # [2, 2, 3]
+    u = g.node("unsqueeze", s, 1)                        # [2, 1, 2, 3]
+    e = g.node("expand", u, [2, 4, 2, 3])                # broadcast: stride 0
+    r = g.node("view", g.node("clone", e), [16, 3])      # clone gathers, then a contiguous view
+    f = g.node("flatten.using_ints", x, 0, 2)            # [24, 5]: an alias of the input
+    t = g.node("t", g.node("slice.Tensor", f, 0, 2, 6, 1))  # [5, 4], strided
+    m = g.node("add.Scalar", t, 1.0)                     # a dense reader: t is gathered first
+    tt = g.node("view", g.node("permute", x, [0, 2, 1, 3]), [2, 4, 15])  # a merge across a jump: gathered
+    g.output(r, f, m, tt, s)
+    xv = torch.arange(120, dtype=torch.float32).view(2, 3, 4, 5)
+    got = g.run(xv, backend="cuda")
+    a_ = xv.transpose(1, 3)[:, 1:5:2].select(2, -1)
+    want = [a_.unsqueeze(1).expand(2, 4, 2, 3).contiguous().view(16, 3),
+            xv.flatten(0, 2),
+            xv.flatten(0, 2)[2:6].t() + 1.0,
+            xv.permute(0, 2, 1, 3).reshape(2, 4, 15),
+            a_]
+    for i, (gt, w) in enumerate(zip(got, want)):
+        assert torch.equal(gt, w.contiguous()), f"output {i}: {gt} != {w}"
+
+
+@needs_cuda
+def test_strided_value_with_a_dense_reader_is_gathered(views):
+    """A permuted view read by attention and by an add: the add needs memory, so the view is
+    gathered once and attention reads that."""
+    B, H, L, D = 2, 2, 5, 8
+    g = Graph()
+    x = g.input("x", torch.float16, [B, L, H, D])
+    q = g.node("permute", x, [0, 2, 1, 3])
+    o = g.node("scaled_dot_product_attention", q, q, q)
+    g.output(g.node("add.Tensor", o, q))
+    xv = randn(B, L, H, D, seed=4).to(torch.float16)
+    assert_matches(g.run(xv, backend="cuda")[0], g.run(xv, backend="cpu")[0], msg=f"views {views}")
+
+
+@needs_cuda
+def test_broadcast_key_view_falls_back_to_packed_operands(views):
+    """A key expanded over the heads (stride 0) is no operand cuDNN takes: it is gathered into
+    scratch for our kernel."""
+    B, H, L, D = 2, 4, 6, 16
+    g = Graph()
+    q = g.input("q", torch.float16, [B, H, L, D])
+    k1 = g.input("k", torch.float16, [B, 1, L, D])
+    k = g.node("expand", k1, [B, H, L, D])
+    g.output(g.node("scaled_dot_product_attention", q, k, k))
+    qv, kv = randn(B, H, L, D, seed=5).to(torch.float16), randn(B, 1, L, D, seed=6).to(torch.float16)
+    got = g.run(qv, kv, backend="cuda")[0]
+    want = F.scaled_dot_product_attention(qv.float(), kv.expand(B, H, L, D).float(), kv.expand(B, H, L, D).float())
+    assert_matches(got, want.to(torch.float16), msg=f"views {views}")
+
+
+@needs_cuda
+def test_views_with_a_dynamic_batch(views):
+    """One engine, batch 1 (where more views are contiguous) then 3 then 1 again: each shape set
+    has its own plan of aliases and gathers."""
+    L, E = 5, 16
+    g = Graph()
+    b = g.symbol("b", 1, 2, 4)
+    qkv = g.input("qkv", torch.float16, [L, b, 3 * E])
+    H, D = 2, E // 2
+    bh = sym_expr(g, 2, b, H)  # b * H
+    v1 = g.node("view", qkv, [L, b, 3, E])
+    v5 = g.node("clone", g.node("squeeze.dims", g.node("permute", g.node("unsqueeze", v1, 0), [3, 1, 2, 0, 4]), [-2]))
+    parts = []
+    for i in range(3):
+        s = g.node("select.int", v5, 0, i)
+        parts.append(g.node("view", g.node("permute", g.node("view", s, [L, bh, D]), [1, 0, 2]), [b, H, L, D]))
+    o = g.node("scaled_dot_product_attention", *parts)
+    g.output(g.node("permute", o, [2, 0, 1, 3]))
+    eng_cuda = tensorc_ct.Engine(g, backend="cuda")
+    eng_cpu = tensorc_ct.Engine(g, backend="cpu")
+    for batch, seed in ((1, 7), (3, 8), (1, 9)):
+        x = randn(L, batch, 3 * E, seed=seed).to(torch.float16)
+        assert_matches(eng_cuda.run(x)[0], eng_cpu.run(x)[0], msg=f"batch {batch}, views {views}")
