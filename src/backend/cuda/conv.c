@@ -519,7 +519,7 @@ static tc_status run_depthwise(const tc_cuda_call *c, const conv_shape *s, const
     a.dtype = s->dtype;
     a.N = s->N, a.C = s->C, a.H = s->H, a.W = s->W, a.OH = s->OH, a.OW = s->OW, a.KH = s->KH, a.KW = s->KW;
     a.sh = s->sh, a.sw = s->sw, a.ph = s->ph, a.pw = s->pw, a.dh = s->dh, a.dw = s->dw;
-    a.x_nhwc = s->x_nhwc, a.y_nhwc = s->y_nhwc;
+    a.x_nhwc = s->x_nhwc, a.y_nhwc = s->y_nhwc, a.w_taps_major = w->nhwc;
     /* the stages in order: bias, then relu before a residual (act1) and after it (act2) */
     for (int k = 0; k < s->n_ep; k++)
         if (s->ep[k] == EP_RELU) {

@@ -17,7 +17,9 @@ typedef struct tc_cuda_tensor {
     /* A rank-4 value stored channels-last: dims stay logical [N, C, H, W] (a weight's [K, C, R, S])
      * and memory is [N, H, W, C] ([K, R, S, C]). Unless TENSORC_CUDA_NHWC=0, and only for values
      * whose every reader knows (see docs/cuda-backend.md, "NHWC"): convolutions, and elementwise
-     * ops whose tensor operands all have the output's dims. Everything else sees false. */
+     * ops whose tensor operands all have the output's dims. Everything else sees false. The
+     * channels-last weight [K, 1, R, S] of a depthwise convolution that runs on our kernel
+     * (tc_cuda_conv_runs_depthwise) is stored [R, S, K], its channels adjacent. */
     bool nhwc;
     /* NULL: contiguous. Else the element at index i is data[sum i_d strides[d]] (in elements, none
      * negative): a strided view that the executor hands only to readers that take one (the query,

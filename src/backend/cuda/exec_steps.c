@@ -411,7 +411,8 @@ static void uf_join(int *parent, int a, int b) {
 }
 
 /* A channels-last copy [K, R, S, C] of a convolution weight whose values the host has (from a
- * derived constant when the step has one); the step then reads it instead. */
+ * derived constant when the step has one); the step then reads it instead. For a depthwise
+ * convolution that runs on our kernel, channels-last means [R, S, K] (cuda.h, tc_cuda_tensor). */
 static tc_status derive_chlast_weight(tc_cuda_engine *e, const lower_ctx *L, tc_cuda_step *s, tc_error *err) {
     const tc_node *n = e->g->nodes.items[s->node];
     const tc_value *w = tc_node_tensor(n, 1);
@@ -432,11 +433,14 @@ static tc_status derive_chlast_weight(tc_cuda_engine *e, const lower_ctx *L, tc_
     tc_cuda_derived *d = &e->derived[k];
     size_t es = tc_dtype_size(t);
     int64_t K = dims[0], C = dims[1], RS = dims[2] * dims[3];
+    /* a depthwise weight [K, 1, R, S] for our kernel goes [R, S, K]: a thread's channels are adjacent */
+    bool taps_major = C == 1 && tc_cuda_conv_runs_depthwise(tc_node_int(n, 8), K, K, false);
     for (int64_t a = 0; a < K; a++)
         for (int64_t c = 0; c < C; c++)
-            for (int64_t r = 0; r < RS; r++)
-                memcpy((char *)d->host + ((a * RS + r) * C + c) * es, (const char *)src + ((a * C + c) * RS + r) * es,
-                       es);
+            for (int64_t r = 0; r < RS; r++) {
+                int64_t to = taps_major ? r * K + a : (a * RS + r) * C + c;
+                memcpy((char *)d->host + to * es, (const char *)src + ((a * C + c) * RS + r) * es, es);
+            }
     d->nhwc = true;
     if (s->weight >= 0) { /* the scaled weight is only needed in its new layout */
         tc_cuda_derived *old = &e->derived[s->weight];

@@ -108,7 +108,7 @@ tc_status transpose_t(const void *in, void *out, int64_t batch, int64_t rows, in
 struct dw_geom {
     int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
     int64_t xs_n, xs_c, xs_h, xs_w; /* x's strides in elements */
-    bool y_nhwc, relu1, relu2;
+    bool y_nhwc, relu1, relu2, w_taps_major;
 };
 
 __device__ __forceinline__ float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
@@ -132,7 +132,8 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
             ow = i % OW, t = i / OW, oh = t % OH, t /= OH, c = t % C, n = t / C;
         }
         const T *xb = x + (size_t)n * (size_t)g64.xs_n + (size_t)c * (size_t)g64.xs_c;
-        const T *wc = w + (size_t)c * (size_t)(KH * KW);
+        const T *wc = g64.w_taps_major ? w + c : w + (size_t)c * (size_t)(KH * KW);
+        const I wstep = g64.w_taps_major ? C : 1; /* between taps */
         const int64_t ih0 = (int64_t)oh * g64.sh - g64.ph, iw0 = (int64_t)ow * g64.sw - g64.pw;
         float acc = 0.0f;
         for (I kh = 0; kh < KH; kh++) {
@@ -141,7 +142,7 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
             for (I kw = 0; kw < KW; kw++) {
                 const int64_t iw = iw0 + (int64_t)kw * g64.dw;
                 if (iw < 0 || iw >= W) continue;
-                acc = fmaf(to_f32(xb[ih * g64.xs_h + iw * g64.xs_w]), to_f32(wc[kh * KW + kw]), acc);
+                acc = fmaf(to_f32(xb[ih * g64.xs_h + iw * g64.xs_w]), to_f32(wc[(kh * KW + kw) * wstep]), acc);
             }
         }
         if (bias) acc += to_f32(bias[c]);
@@ -155,8 +156,9 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
 
 /* x channels-last, C a multiple of V = 16 / sizeof(T) and x 16-byte aligned (y and the residual
  * too when channels-last): a thread computes V neighbouring channels of one output pixel with one
- * 16-byte load per tap (32-bit index arithmetic); an NCHW y is written element by element. */
-template <typename T>
+ * 16-byte load per tap (32-bit index arithmetic), and with TAPS_MAJOR ([KH, KW, C] weights, 16-byte
+ * aligned) one more for the weights; an NCHW y is written element by element. */
+template <typename T, bool TAPS_MAJOR>
 __global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__restrict__ w,
                                           const T *__restrict__ bias, const T *__restrict__ res, T *__restrict__ y,
                                           dw_geom g64)
@@ -186,8 +188,15 @@ __global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__re
                 const uint4 raw = *reinterpret_cast<const uint4 *>(xn + ((size_t)ih * W + iw) * C);
                 const T *xv = reinterpret_cast<const T *>(&raw);
                 const int tap = kh * KW + kw;
+                if (TAPS_MAJOR) {
+                    const uint4 wraw = *reinterpret_cast<const uint4 *>(w + (size_t)tap * C + c0);
+                    const T *wv = reinterpret_cast<const T *>(&wraw);
 #pragma unroll
-                for (int j = 0; j < V; j++) acc[j] = fmaf(to_f32(xv[j]), to_f32(wc[j * taps + tap]), acc[j]);
+                    for (int j = 0; j < V; j++) acc[j] = fmaf(to_f32(xv[j]), to_f32(wv[j]), acc[j]);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < V; j++) acc[j] = fmaf(to_f32(xv[j]), to_f32(wc[j * taps + tap]), acc[j]);
+                }
             }
         }
         uint4 out_raw, res_raw = make_uint4(0, 0, 0, 0);
@@ -227,8 +236,12 @@ tc_status depthwise_t(const tc_cuda_depthwise_args *a, const dw_geom &g, cudaStr
     const bool small = total < limit && xn < limit && wn < limit && g.sh * g.OH < limit && g.sw * g.OW < limit &&
                        g.dh * g.KH < limit && g.dw * g.KW < limit && g.ph < limit && g.pw < limit;
     constexpr int V = 16 / sizeof(T);
-    if (small && a->x_nhwc && g.C % V == 0 && aligned16(x) && (!a->y_nhwc || (aligned16(y) && (!r || aligned16(r)))))
-        depthwise_nhwc_vec_kernel<T><<<blocks_for(total / V), kThreads, 0, s>>>(x, w, b, r, y, g);
+    if (small && a->x_nhwc && g.C % V == 0 && aligned16(x) && (!a->y_nhwc || (aligned16(y) && (!r || aligned16(r))))) {
+        if (a->w_taps_major && aligned16(w))
+            depthwise_nhwc_vec_kernel<T, true><<<blocks_for(total / V), kThreads, 0, s>>>(x, w, b, r, y, g);
+        else
+            depthwise_nhwc_vec_kernel<T, false><<<blocks_for(total / V), kThreads, 0, s>>>(x, w, b, r, y, g);
+    }
     else if (small && a->x_nhwc)
         depthwise_kernel<T, true, unsigned><<<blocks_for(total), kThreads, 0, s>>>(x, w, b, r, y, g);
     else if (small)
@@ -258,7 +271,7 @@ extern "C" tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, voi
     g.xs_n = a->C * a->H * a->W;
     if (a->x_nhwc) g.xs_c = 1, g.xs_w = a->C, g.xs_h = a->W * a->C;
     else g.xs_w = 1, g.xs_h = a->W, g.xs_c = a->H * a->W;
-    g.y_nhwc = a->y_nhwc, g.relu1 = a->relu1, g.relu2 = a->relu2;
+    g.y_nhwc = a->y_nhwc, g.relu1 = a->relu1, g.relu2 = a->relu2, g.w_taps_major = a->w_taps_major;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (a->dtype) {
     case TC_F32: return depthwise_t<float>(a, g, s, err);

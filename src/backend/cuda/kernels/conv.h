@@ -39,6 +39,7 @@ typedef struct tc_cuda_depthwise_args {
     tc_dtype dtype; /* TC_F32, TC_F16, TC_BF16: every tensor */
     int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
     bool x_nhwc, y_nhwc, relu1, relu2;
+    bool w_taps_major; /* w is [KH, KW, C] (else [C, 1, KH, KW]) */
 } tc_cuda_depthwise_args;
 tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, void *stream, tc_error *err);
 
