@@ -1,8 +1,10 @@
 /* Mixed precision: f32 compute runs in f16 or bf16. Graph inputs are cast at their first
  * low-precision reader, f32 constants are converted once (saturating, as TensorRT clamps weights),
- * and the numerically sensitive ops (PyTorch autocast's f32 list: softmax, norms, sums, means,
- * variance, cumsum, exp/log/pow/reciprocal/rsqrt) keep f32 with casts around them. Graph outputs
- * are cast back, so callers see the same I/O types. Explicit dtypes in the model are kept. */
+ * and the numerically sensitive ops (from PyTorch autocast's f32 list: log_softmax, sums, variance,
+ * cumsum, prod, exp/log/pow/reciprocal/rsqrt) keep f32 with casts around them. Softmax, the norms
+ * and mean read and write the low type: every backend computes them in f32 inside and rounds the
+ * result once, which is what the f32 op followed by a cast gives, without the two casts. Graph
+ * outputs are cast back, so callers see the same I/O types. Explicit dtypes in the model are kept. */
 #include "passes/passes.h"
 #include "core/dtype.h"
 
@@ -19,14 +21,9 @@ typedef struct prec_state {
  * type, which is the right default for the ops families keep adding. */
 bool tc_precision_keeps_f32(int op) {
     switch (op) {
-    case TC_OP_SOFTMAX:
     case TC_OP_LOG_SOFTMAX:
-    case TC_OP_LAYER_NORM:
-    case TC_OP_GROUP_NORM:
-    case TC_OP_BATCH_NORM_NO_TRAINING:
     case TC_OP_SUM_DIM:
     case TC_OP_SUM_ALL:
-    case TC_OP_MEAN_DIM:
     case TC_OP_VAR_CORRECTION:
     case TC_OP_CUMSUM:
     case TC_OP_PROD_DIM:

@@ -112,8 +112,23 @@ def depthwise_out(dtype):
     return g, [randn(2, 8, 9, 9, seed=3).to(dtype)]
 
 
+def depthwise_hardswish(dtype):
+    """mobilenet_v3's later blocks: 1x1 conv-bn-hardswish, a 5x5 depthwise conv-bn-hardswish (the
+    hardswish runs in our depthwise kernel's epilogue), 1x1 projection."""
+    g = Graph()
+    x = g.input("x", dtype, [2, 8, 9, 9])
+    a = g.node("hardswish", bnorm(g, conv(g, x, 8, 16, "expand", dtype, bias=False, k=1, seed=1), 16, "bn1", dtype,
+                                  seed=2), name="hs1")
+    w = g.constant("dw.w", randn(16, 1, 5, 5, seed=3, scale=0.3).to(dtype))
+    d = g.node("convolution", a, w, None, [2, 2], [2, 2], [1, 1], False, [0, 0], 16, name="dw")
+    h = g.node("hardswish", bnorm(g, d, 16, "bn2", dtype, seed=4), name="hs2")
+    g.output(conv(g, h, 16, 8, "project", dtype, k=1, seed=5))
+    return g, [randn(2, 8, 9, 9, seed=6).to(dtype) * 2]
+
+
 def squeeze_excite(dtype):
-    """conv, then x * sigmoid(pool(x)) with a [N, C, 1, 1] gate: the broadcast keeps x NCHW."""
+    """conv, then x * sigmoid(pool(x)) with a [N, C, 1, 1] gate: the mean over H and W reads x
+    channels-last, and the multiply reads the gate broadcast over a channels-last x."""
     g = Graph()
     x = g.input("x", dtype, [2, 4, 6, 6])
     c = conv(g, x, 4, 8, "c", dtype, seed=1)
@@ -121,6 +136,23 @@ def squeeze_excite(dtype):
     y = g.node("mul.Tensor", c, s, name="scale")
     g.output(conv(g, y, 8, 8, "c2", dtype, seed=2))
     return g, [randn(2, 4, 6, 6, seed=5).to(dtype)]
+
+
+def squeeze_excite_variants(dtype):
+    """mobilenet_v3's form: mean without keepdim, a view back to [N, C, 1, 1], 1x1 convolutions on
+    the pooled values, hardsigmoid, the gate multiply, then a per-channel constant [C, 1, 1] added
+    (a broadcast operand of another rank) before the next convolution."""
+    g = Graph()
+    x = g.input("x", dtype, [2, 8, 5, 7])
+    c = conv(g, x, 8, 16, "c", dtype, seed=1)
+    m = g.node("view", g.node("mean.dim", c, [-1, -2], False, name="pool"), [2, 16, 1, 1], name="pooled")
+    f1 = g.node("relu", conv(g, m, 16, 8, "fc1", dtype, k=1, seed=2), name="fc1_relu")
+    gate = g.node("hardsigmoid", conv(g, f1, 8, 16, "fc2", dtype, k=1, seed=3), name="gate")
+    y = g.node("mul.Tensor", gate, c, name="scale")  # the gate first: either operand order
+    shift = g.constant("shift", randn(16, 1, 1, seed=4, scale=0.2).to(dtype))
+    z = g.node("add.Tensor", y, shift, name="shift_add")
+    g.output(conv(g, z, 16, 8, "c2", dtype, seed=5))
+    return g, [randn(2, 8, 5, 7, seed=6).to(dtype)]
 
 
 @needs_lowering
@@ -183,10 +215,48 @@ def test_depthwise_convolutions_stay_channels_last_with_their_epilogues(nhwc):
 
 
 @needs_lowering
-def test_broadcast_pooling_f32_and_the_switch_off_keep_nchw(nhwc, monkeypatch):
-    g, _ = squeeze_excite(torch.float16)
+def test_depthwise_convolution_takes_hardswish_into_its_epilogue(nhwc, monkeypatch):
+    _, _, lines = describe(depthwise_hardswish(torch.float16)[0])
+    assert lines == ["expand + bn1: convolution, folded scale, bias [channels-last out]",
+                     "hs1: hardswish [channels-last in, out]",
+                     "dw + bn2 + hs2: convolution, folded scale, bias, hardswish [channels-last in, out]",
+                     "project: convolution [channels-last in]"], lines
+    monkeypatch.setenv("TENSORC_CUDA_DEPTHWISE", "0")  # cuDNN runs it: no hardswish epilogue there
+    _, _, lines = describe(depthwise_hardswish(torch.float16)[0])
+    assert "hs2: hardswish [channels-last in, out]" in lines, lines
+
+
+@needs_lowering
+def test_squeeze_excite_stays_channels_last(nhwc, monkeypatch):
+    _, _, lines = describe(squeeze_excite(torch.float16)[0])
+    assert lines == ["c: convolution [channels-last out]",
+                     "pool: mean.dim [channels-last in]",
+                     "gate: sigmoid",
+                     "scale: mul.Tensor [channels-last in, out]",
+                     "c2: convolution [channels-last in]"], lines
+    # a generated chain indexes its broadcast operands in NCHW order: with one (scale + shift_add),
+    # the values it touches stay NCHW
+    monkeypatch.setenv("TENSORC_CUDA_NVRTC", "1")
+    _, _, lines = describe(squeeze_excite_variants(torch.float16)[0])
+    assert "scale + shift_add: generated kernel (2 ops, 3 inputs)" in lines, lines
+    assert not any("channels-last" in line for line in lines if line.startswith(("c:", "pool:", "c2:"))), lines
+    monkeypatch.setenv("TENSORC_CUDA_NVRTC", "0")
+    _, _, lines = describe(squeeze_excite_variants(torch.float16)[0])
+    assert "pool: mean.dim [channels-last in]" in lines, lines
+    assert "scale: mul.Tensor [channels-last out]" in lines, lines  # its first operand is the gate
+    assert "shift_add: add.Tensor [channels-last in, out]" in lines, lines
+    assert "c2: convolution [channels-last in]" in lines, lines
+
+
+@needs_lowering
+def test_other_reductions_f32_and_the_switch_off_keep_nchw(nhwc, monkeypatch):
+    g = Graph()
+    x = g.input("x", torch.float16, [2, 4, 6, 6])
+    c = conv(g, x, 4, 8, "c", torch.float16, seed=1)
+    s = g.node("mean.dim", c, [1], True, name="channel_mean")  # over C: reads NCHW
+    g.output(conv(g, g.node("mul.Tensor", c, s, name="scale"), 8, 8, "c2", torch.float16, seed=2))
     _, _, lines = describe(g)
-    assert not any("channels-last" in line for line in lines), lines
+    assert lines[:2] == ["c: convolution", "channel_mean: mean.dim"], lines
     g, _ = two_blocks(torch.float32)
     assert not any("channels-last" in line for line in describe(g)[2])
     monkeypatch.setenv("TENSORC_CUDA_NHWC", "0")
@@ -213,7 +283,8 @@ def test_a_value_read_by_anything_else_stays_nchw(nhwc):
 
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite, depthwise_blocks, depthwise_out])
+@pytest.mark.parametrize("build", [two_blocks, conv_act_conv, squeeze_excite, squeeze_excite_variants,
+                                   depthwise_blocks, depthwise_out, depthwise_hardswish])
 def test_channels_last_results_match_the_cpu_backend(nhwc, build, dtype):
     if build is two_blocks:
         _compare_two_blocks(dtype, f"two_blocks {dtype} channels-last")
@@ -228,6 +299,14 @@ def test_channels_last_with_generated_chains(nhwc, monkeypatch, dtype):
     monkeypatch.setenv("TENSORC_CUDA_NVRTC", "1")
     g, inputs = conv_act_conv(dtype)
     _compare(g, inputs, f"conv_act_conv {dtype} channels-last with a generated chain")
+
+
+@needs_cuda
+@pytest.mark.parametrize("nvrtc", ["0", "1"])
+def test_squeeze_excite_variants_with_and_without_generated_chains(nhwc, monkeypatch, nvrtc):
+    monkeypatch.setenv("TENSORC_CUDA_NVRTC", nvrtc)
+    g, inputs = squeeze_excite_variants(torch.float16)
+    _compare(g, inputs, f"squeeze_excite_variants f16, TENSORC_CUDA_NVRTC={nvrtc}")
 
 
 @needs_cuda

@@ -24,7 +24,8 @@ enum { UID_X = 1, UID_W = 2, UID_Y = 3, UID_B = 4, UID_R = 5, UID_T = 10 /* virt
 enum { KEY_LEN = 39 };
 #define CONV_KEY_TAG ((int64_t)0x636f6e76 << 8 | 1) /* "conv", key layout version 1 (see cublaslt.c) */
 /* The stages after the convolution itself, in order: y = ep[n-1](... ep[0](conv(x, w))). */
-enum { EP_BIAS = 1, EP_RELU = 2, EP_RESIDUAL = 3, MAX_EP = 4 };
+enum { EP_BIAS = 1, EP_RELU = 2, EP_RESIDUAL = 3, EP_HARDSWISH = 4 }; /* EP_HARDSWISH: depthwise kernel only */
+enum { MAX_EP = 4 };
 
 typedef struct conv_shape {
     tc_dtype dtype;
@@ -123,7 +124,7 @@ static tc_status build_graph(const conv_shape *s, void *handle, bool nhwc, int f
     strides_for(out_d, nhwc, out_s);
     /* a tensor stored in the plan's layout is used in place; copies live in scratch memory, which
      * is 256-byte aligned */
-    unsigned ax = s->x_nhwc == nhwc ? s->align_x : 16, aw = s->w_nhwc == nhwc ? s->align_w : 16;
+    unsigned ax = s->x_nhwc == nhwc ? s->align_x : 16, aw = s->w_nhwc == nhwc || s->KH * s->KW == 1 ? s->align_w : 16;
     unsigned ay = s->y_nhwc == nhwc && !(s->transposed && (s->OH2 != s->OH || s->OW2 != s->OW)) ? s->align_y : 16;
     tc_cudnn_conv_params p = {.nsp = 2,
                               .pre_pad = {s->ph, s->pw},
@@ -261,7 +262,7 @@ static tc_status prepare_io(const tc_cuda_call *c, const conv_shape *s, const co
         else
             TC_TRY(relay(c, tc_cuda_transpose_batched(x->data, xp, s->N, s->H * s->W, s->C, es, c->stream, c->err)));
     }
-    if (s->w_nhwc != p->nhwc) {
+    if (s->w_nhwc != p->nhwc && s->KH * s->KW != 1) { /* a 1x1 kernel is the same memory in both */
         wp = tc_cuda_scratch(c, SLOT_W, (size_t)w->numel * es);
         if (!wp) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no scratch memory for a transposed weight");
         if (p->nhwc)
@@ -521,13 +522,15 @@ static tc_status run_depthwise(const tc_cuda_call *c, const conv_shape *s, const
     a.sh = s->sh, a.sw = s->sw, a.ph = s->ph, a.pw = s->pw, a.dh = s->dh, a.dw = s->dw;
     a.x_nhwc = s->x_nhwc, a.y_nhwc = s->y_nhwc, a.w_taps_major = w->nhwc;
     /* the stages in order: bias, then relu before a residual (act1) and after it (act2) */
-    for (int k = 0; k < s->n_ep; k++)
+    for (int k = 0; k < s->n_ep; k++) {
+        if (s->ep[k] == EP_HARDSWISH) a.hardswish1 = true;
         if (s->ep[k] == EP_RELU) {
             bool after_residual = false;
             for (int j = 0; j < k; j++) after_residual = after_residual || s->ep[j] == EP_RESIDUAL;
             if (after_residual) a.relu2 = true;
             else a.relu1 = true;
         }
+    }
     return relay(c, tc_cuda_depthwise_conv(&a, c->stream, c->err));
 }
 
@@ -559,11 +562,13 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_INTERNAL, "a transposed convolution was given channels-last tensors");
     if (b) s.ep[s.n_ep++] = EP_BIAS;
     if (epi) {
-        if ((epi->act1 != TC_CUDA_EPI_NONE && epi->act1 != TC_CUDA_EPI_RELU) ||
+        bool dw_hs = epi->act1 == TC_CUDA_EPI_HARDSWISH && !r && !epi->act2 &&
+                     tc_cuda_conv_runs_depthwise(tc_cuda_int(c, 8), x->dims[1], y->dims[1], tc_node_bool(c->node, 6));
+        if ((epi->act1 != TC_CUDA_EPI_NONE && epi->act1 != TC_CUDA_EPI_RELU && !dw_hs) ||
             (epi->act2 != TC_CUDA_EPI_NONE && epi->act2 != TC_CUDA_EPI_RELU) || (epi->act2 && !r) ||
             tc_node_bool(c->node, 6))
             return tc_cuda_fail(c, TC_ERR_INTERNAL, "the executor gave this convolution an epilogue it cannot run");
-        if (epi->act1) s.ep[s.n_ep++] = EP_RELU;
+        if (epi->act1) s.ep[s.n_ep++] = dw_hs ? EP_HARDSWISH : EP_RELU;
         if (r) s.ep[s.n_ep++] = EP_RESIDUAL;
         if (epi->act2) s.ep[s.n_ep++] = EP_RELU;
     }
@@ -579,6 +584,10 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     } else {
         s.H = 1, s.W = x->dims[2], s.OH = 1, s.OW = y->dims[2], s.KH = 1, s.KW = w->dims[2];
         s.sh = 1, s.sw = stride[0], s.ph = 0, s.pw = pad[0], s.dh = 1, s.dw = dil[0];
+    }
+    if (!s.transposed) { /* one pixel per channel is the same memory in both layouts: no transposes */
+        if (s.H * s.W == 1) s.x_nhwc = s.y_nhwc;
+        if (s.OH * s.OW == 1) s.y_nhwc = s.r_nhwc = s.x_nhwc;
     }
     if (s.G < 1 || s.C % s.G || s.K % s.G)
         return tc_cuda_fail(c, TC_ERR_SHAPE, "groups %lld do not divide %lld input and %lld output channels",

@@ -40,7 +40,8 @@ typedef struct tc_cuda_engine tc_cuda_engine;
 typedef enum tc_cuda_epi_act {
     TC_CUDA_EPI_NONE,
     TC_CUDA_EPI_RELU,
-    TC_CUDA_EPI_GELU_TANH /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), cuBLASLt's GELU */
+    TC_CUDA_EPI_GELU_TANH, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), cuBLASLt's GELU */
+    TC_CUDA_EPI_HARDSWISH  /* x * min(max(x + 3, 0), 6) / 6: act1 of a depthwise convolution only */
 } tc_cuda_epi_act;
 
 typedef struct tc_cuda_epilogue {

@@ -136,9 +136,11 @@ static tc_dtype common_dtype(const tc_node *n, int nin) {
 }
 
 /* Strides of each tensor operand over the output shape (0 where broadcast), then size-1 dims
- * dropped and dims merged where every operand is contiguous across them (the CPU's plan). */
+ * dropped and dims merged where every operand is contiguous across them (the CPU's plan). A
+ * channels-last output is walked in its memory order (N, H, W, C); its operands with its dims are
+ * channels-last too (nhwc[k]), the others (broadcast over H and W: a squeeze-excite gate) NCHW. */
 static void plan_broadcast(tc_cuda_bcast *b, const tc_cuda_tensor *out, const int *ranks,
-                           const int64_t (*dims)[TC_MAX_RANK], const bool *is_tensor) {
+                           const int64_t (*dims)[TC_MAX_RANK], const bool *is_tensor, const bool *nhwc) {
     int r = out->rank;
     int64_t st[3][TC_MAX_RANK];
     for (int k = 0; k < b->nin; k++) {
@@ -149,9 +151,19 @@ static void plan_broadcast(tc_cuda_bcast *b, const tc_cuda_tensor *out, const in
             st[k][d] = n == 1 ? 0 : s;
             s *= n;
         }
+        if (nhwc[k]) { /* [N, C, H, W] stored [N, H, W, C] */
+            const int64_t *d4 = dims[k];
+            st[k][1] = d4[1] == 1 ? 0 : 1;
+            st[k][3] = d4[3] == 1 ? 0 : d4[1];
+            st[k][2] = d4[2] == 1 ? 0 : d4[3] * d4[1];
+            st[k][0] = d4[0] == 1 ? 0 : d4[2] * d4[3] * d4[1];
+        }
     }
+    static const int nhwc_order[4] = {0, 2, 3, 1};
+    const bool perm = out->nhwc && r == 4;
     b->rank = 0;
-    for (int d = 0; d < r; d++) {
+    for (int di = 0; di < r; di++) {
+        int d = perm ? nhwc_order[di] : di;
         if (out->dims[d] == 1) continue;
         int q = b->rank;
         bool merge = q > 0;
@@ -201,7 +213,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
     if (node->op == TC_OP_CLAMP_MAX) apos[1] = -1, apos[2] = 1;
     int ranks[3] = {0, 0, 0};
     int64_t dims[3][TC_MAX_RANK];
-    bool is_tensor[3] = {false, false, false};
+    bool is_tensor[3] = {false, false, false}, nhwc[3] = {false, false, false};
     bool mul_or_div = b.op == TC_CUDA_B_MUL || b.op == TC_CUDA_B_DIV;
     for (int k = 0; k < b.nin; k++) {
         tc_cuda_operand *o = &b.in[k];
@@ -214,6 +226,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
             is_tensor[k] = true;
             ranks[k] = t->rank;
             memcpy(dims[k], t->dims, sizeof dims[k]);
+            nhwc[k] = t->nhwc && t->rank == 4;
             o->data = t->data;
             o->dtype = t->dtype;
             if (b.op == TC_CUDA_B_WHERE && k == 0) continue; /* bool or u8 bytes: nonzero is true */
@@ -252,7 +265,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
                                            "of the divisor tensor is 0");
         if (!b.err_flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the division check");
     }
-    plan_broadcast(&b, y, ranks, (const int64_t(*)[TC_MAX_RANK])dims, is_tensor);
+    plan_broadcast(&b, y, ranks, (const int64_t(*)[TC_MAX_RANK])dims, is_tensor, nhwc);
     b.numel = y->numel;
     b.out = y->data;
     b.out_dtype = y->dtype;

@@ -4,6 +4,7 @@
  * the constants it derives for them, and the nodes that get a device error word. */
 #include "backend/cuda/exec_internal.h"
 #include "core/dtype.h"
+#include "ops/reduce_params.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -137,7 +138,8 @@ static bool fold_bn(const lower_ctx *L, conv_group *cg, const tc_node *m) {
 }
 
 /* Grows the group from convolution n along single-use values: stage 0 takes per-channel adds and
- * batch norms (folded), then relu, a residual add of a same-typed tensor, relu. */
+ * batch norms (folded), then relu, a residual add of a same-typed tensor, relu; or, for a
+ * depthwise convolution on our kernel, hardswish in place of the first relu and nothing after. */
 static tc_status grow_conv(const lower_ctx *L, const tc_node *n, conv_group *cg, tc_error *err) {
     const tc_value *w = tc_node_tensor(n, 1), *b = tc_node_tensor(n, 2);
     memset(cg, 0, sizeof *cg);
@@ -161,6 +163,8 @@ static tc_status grow_conv(const lower_ctx *L, const tc_node *n, conv_group *cg,
         }
     }
     const tc_value *cur = n->outputs[0];
+    /* a depthwise convolution that runs on our kernel also takes hardswish */
+    const bool dw = w->rank == 4 && w->dims[1] == 1 && tc_cuda_conv_runs_depthwise(tc_node_int(n, 8), cg->K, cg->K, false);
     int stage = cg->fold ? 0 : 1; /* 0: affine ops, 1: relu or residual, 2: residual, 3: relu, 4: done */
     while (stage < 4 && cg->count < MAX_GROUP) {
         const tc_node *m = sole_consumer(L, cur);
@@ -177,6 +181,10 @@ static tc_status grow_conv(const lower_ctx *L, const tc_node *n, conv_group *cg,
             }
         } else if (m->op == TC_OP_BATCH_NORM_NO_TRAINING && stage == 0 && tc_node_tensor(m, 0) == cur) {
             take = fold_bn(L, cg, m);
+        } else if (m->op == TC_OP_HARDSWISH && m->n_outputs == 1 && stage <= 1 && dw) {
+            cg->act1 = TC_CUDA_EPI_HARDSWISH; /* our depthwise kernel's epilogue; nothing after it */
+            stage = 4;
+            take = true;
         } else if (m->op == TC_OP_RELU && m->n_outputs == 1) {
             if (stage <= 1) {
                 cg->act1 = TC_CUDA_EPI_RELU;
@@ -365,8 +373,9 @@ static bool layout_free_op(int op) {
 
 static bool chlast_dtype(tc_dtype t) { return t == TC_F16 || t == TC_BF16; }
 
-/* A one-node step of a layout-free op whose tensor operands all have its output's dims, or a
- * generated chain whose operands all do. */
+/* A one-node step of a layout-free op with a rank-4 output (its operands of the output's dims
+ * share its layout; the others, broadcast over some dims, stay NCHW and the kernel reads them so:
+ * elementwise.c), or a generated chain whose operands all have the output's dims. */
 static bool layout_free_step(const tc_cuda_engine *e, const tc_cuda_step *s) {
     const tc_graph *g = e->g;
     if (s->kind == TC_CUDA_STEP_EW) {
@@ -381,15 +390,17 @@ static bool layout_free_step(const tc_cuda_engine *e, const tc_cuda_step *s) {
     const tc_node *n = g->nodes.items[s->node];
     if (!layout_free_op(n->op) || n->n_outputs != 1) return false;
     const tc_value *y = n->outputs[0];
-    if (y->rank != 4 || !chlast_dtype(y->dtype)) return false;
-    for (int k = 0; k < n->n_inputs; k++) {
-        const tc_value *v = n->inputs[k];
-        if (!v) continue;
-        if (v->rank != 4) return false;
-        for (int d = 0; d < 4; d++)
-            if (v->dims[d] != y->dims[d]) return false;
-    }
-    return true;
+    return y->rank == 4 && chlast_dtype(y->dtype);
+}
+
+/* mean over H and W of a rank-4 value: reduce.c reads it in either layout. */
+static bool hw_mean_step(const tc_graph *g, const tc_cuda_step *s) {
+    if (s->count != 1) return false;
+    const tc_node *n = g->nodes.items[s->node];
+    if (n->op != TC_OP_MEAN_DIM || !n->inputs[0] || n->inputs[0]->rank != 4) return false;
+    bool red[TC_MAX_RANK];
+    tc_reduce_dims(n, 4, red);
+    return !red[0] && !red[1] && red[2] && red[3];
 }
 
 /* A 2-D, non-transposed convolution step in f16/bf16: its kernel reads and writes channels-last. */
@@ -479,7 +490,7 @@ static tc_status assign_layouts(tc_cuda_engine *e, const lower_ctx *L, tc_error 
     for (int si = 0; si < e->n_steps; si++) {
         const tc_cuda_step *s = &e->steps[si];
         const tc_node *head = g->nodes.items[s->node], *last = g->nodes.items[s->last];
-        bool conv = chlast_conv_step(g, s), free_op = layout_free_step(e, s);
+        bool conv = chlast_conv_step(g, s), free_op = layout_free_step(e, s), hw_mean = hw_mean_step(g, s);
         /* what the step writes: its last node's output (fused) or its node's outputs */
         int n_made = s->count > 1 ? 1 : head->n_outputs;
         for (int k = 0; k < s->count; k++) { /* values made and read inside the step */
@@ -501,8 +512,10 @@ static tc_status assign_layouts(tc_cuda_engine *e, const lower_ctx *L, tc_error 
                 if (conv && ((m == head && a == 0) || v->id == s->residual)) {
                     conv_io[v->id] = true;
                     if (v->id == s->residual) uf_join(parent, v->id, y->id);
-                } else if (free_op) {
+                } else if (free_op && same_type(v, y)) {
                     uf_join(parent, v->id, y->id);
+                } else if (hw_mean && a == 0) {
+                    /* read in either layout */
                 } else {
                     bad[v->id] = true;
                 }
@@ -663,7 +676,8 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
 /* ---- description --------------------------------------------------------------------------- */
 
 static const char *act_text(tc_cuda_epi_act a) {
-    return a == TC_CUDA_EPI_RELU ? "relu" : a == TC_CUDA_EPI_GELU_TANH ? "gelu (tanh form)" : "";
+    return a == TC_CUDA_EPI_RELU ? "relu" : a == TC_CUDA_EPI_GELU_TANH ? "gelu (tanh form)"
+                                          : a == TC_CUDA_EPI_HARDSWISH ? "hardswish" : "";
 }
 
 tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_steps, int *n_fused) {

@@ -157,7 +157,15 @@ static tc_status cuda_reduce(const tc_cuda_call *c) {
     const void *data;
     tc_dtype dt;
     TC_TRY(to_domain(c, x, float_dom, logical, &data, &dt));
-    TC_TRY(arrange(c, &L, &data, dt, &a.outer, &a.R, &a.inner));
+    if (x->nhwc) {
+        /* channels-last [N, H, W, C], reduced over H and W (the only reduction the executor lets
+         * read one): rows of C, H * W of them per image */
+        if (x->rank != 4 || red[0] || red[1] || !red[2] || !red[3])
+            return tc_cuda_fail(c, TC_ERR_INTERNAL, "a channels-last input reduced over other dims than H and W");
+        a.outer = x->dims[0], a.R = x->dims[2] * x->dims[3], a.inner = x->dims[1];
+    } else {
+        TC_TRY(arrange(c, &L, &data, dt, &a.outer, &a.R, &a.inner));
+    }
     a.x = data;
     a.x_dtype = dt;
     if (a.fin != TC_CUDA_FIN_INDEX) a.y = y->data, a.y_dtype = y->dtype;

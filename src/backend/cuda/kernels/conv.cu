@@ -108,10 +108,12 @@ tc_status transpose_t(const void *in, void *out, int64_t batch, int64_t rows, in
 struct dw_geom {
     int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
     int64_t xs_n, xs_c, xs_h, xs_w; /* x's strides in elements */
-    bool y_nhwc, relu1, relu2, w_taps_major;
+    bool y_nhwc, relu1, relu2, w_taps_major, hardswish1;
 };
 
 __device__ __forceinline__ float relu_keep_nan(float v) { return v < 0.0f ? 0.0f : v; }
+/* PyTorch's hardswish: x * relu6(x + 3) / 6, NaN kept */
+__device__ __forceinline__ float hardswish_f(float v) { return v * fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f; }
 
 /* Any layouts: threads take output elements channel fastest when CH_FAST (x channels-last: the
  * KH x KW loads of neighbouring threads are then neighbours), else width fastest; y and the
@@ -147,6 +149,7 @@ __global__ void depthwise_kernel(const T *__restrict__ x, const T *__restrict__ 
         }
         if (bias) acc += to_f32(bias[c]);
         if (g64.relu1) acc = relu_keep_nan(acc);
+        if (g64.hardswish1) acc = hardswish_f(acc);
         const I yi = g64.y_nhwc ? ((n * OH + oh) * OW + ow) * C + c : ((n * C + c) * OH + oh) * OW + ow;
         if (res) acc += to_f32(res[yi]);
         if (g64.relu2) acc = relu_keep_nan(acc);
@@ -209,6 +212,7 @@ __global__ void depthwise_nhwc_vec_kernel(const T *__restrict__ x, const T *__re
             float v = acc[j];
             if (bias) v += to_f32(bias[c0 + j]);
             if (g64.relu1) v = relu_keep_nan(v);
+            if (g64.hardswish1) v = hardswish_f(v);
             if (res) v += to_f32(g64.y_nhwc ? rv[j] : res[((size_t)n * C + c0 + j) * plane + pix]);
             if (g64.relu2) v = relu_keep_nan(v);
             ov[j] = from_f32<T>(v);
@@ -271,7 +275,8 @@ extern "C" tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, voi
     g.xs_n = a->C * a->H * a->W;
     if (a->x_nhwc) g.xs_c = 1, g.xs_w = a->C, g.xs_h = a->W * a->C;
     else g.xs_w = 1, g.xs_h = a->W, g.xs_c = a->H * a->W;
-    g.y_nhwc = a->y_nhwc, g.relu1 = a->relu1, g.relu2 = a->relu2, g.w_taps_major = a->w_taps_major;
+    g.y_nhwc = a->y_nhwc, g.relu1 = a->relu1, g.relu2 = a->relu2, g.w_taps_major = a->w_taps_major,
+    g.hardswish1 = a->hardswish1;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (a->dtype) {
     case TC_F32: return depthwise_t<float>(a, g, s, err);

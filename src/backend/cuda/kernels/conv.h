@@ -40,6 +40,7 @@ typedef struct tc_cuda_depthwise_args {
     int64_t N, C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
     bool x_nhwc, y_nhwc, relu1, relu2;
     bool w_taps_major; /* w is [KH, KW, C] (else [C, 1, KH, KW]) */
+    bool hardswish1;   /* x * min(max(x + 3, 0), 6) / 6 after the bias (then no residual, no relu2) */
 } tc_cuda_depthwise_args;
 tc_status tc_cuda_depthwise_conv(const tc_cuda_depthwise_args *a, void *stream, tc_error *err);
 
