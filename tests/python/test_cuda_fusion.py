@@ -114,6 +114,27 @@ def linear_act(dtype, act, approximate="none", op="linear"):
     return g, [randn(5, 12, seed=11).to(dtype)]
 
 
+def linear_residual(dtype, op="linear", bias="vector", residual_first=False):
+    """A product plus a residual input (a transformer block's out-projection and skip connection).
+    bias: "vector" (cuBLASLt's BIAS epilogue, the residual as C), "none", or for linear "scalar" (a
+    one-element bias) and for addmm "beta" (beta 0.5): the bias is then seeded into the output and
+    the residual added by a separate pass."""
+    g = Graph()
+    x = g.input("x", dtype, [6, 16])
+    r = g.input("r", dtype, [6, 24])
+    w = randn(24, 16, seed=12, scale=0.4).to(dtype)
+    bv = None if bias == "none" else g.constant("b", randn(1 if bias == "scalar" else 24, seed=13).to(dtype))
+    if op == "linear":
+        y = g.node("linear", x, g.constant("w", w), bv, name="fc")
+    elif op == "addmm":
+        kw = {"beta": 0.5} if bias == "beta" else {}
+        y = g.node("addmm", bv, x, g.constant("wt", w.t().contiguous()), name="fc", **kw)
+    else:
+        y = g.node("mm", x, g.constant("wt", w.t().contiguous()), name="fc")
+    g.output(g.node("add.Tensor", *((r, y) if residual_first else (y, r)), name="skip"))
+    return g, [randn(6, 16, seed=14).to(dtype), randn(6, 24, seed=15).to(dtype)]
+
+
 # --- lowering (no GPU) --------------------------------------------------------------------------
 
 @needs_lowering
@@ -147,6 +168,27 @@ def test_gemm_activation_fusion_rules():
         g, _ = linear_act(dtype, act, approx, op)
         steps, fused, lines = describe(g)
         assert (steps, fused) == (2 - want, want), (dtype, act, approx, op, lines)
+
+
+@needs_lowering
+def test_gemm_residual_fusion_rules():
+    for op, bias in [("linear", "vector"), ("linear", "none"), ("linear", "scalar"), ("mm", "none"),
+                     ("addmm", "vector"), ("addmm", "beta")]:
+        g, _ = linear_residual(torch.float16, op, bias, residual_first=op == "mm")
+        steps, fused, lines = describe(g)
+        assert (steps, fused) == (1, 1), (op, bias, lines)
+        assert lines[0].endswith("residual add epilogue"), lines
+    # an add with alpha, or of a broadcast operand, is no residual
+    g = Graph()
+    x = g.input("x", torch.float16, [6, 16])
+    y = g.node("linear", x, g.constant("w", randn(24, 16).half()), None, name="fc")
+    g.output(g.node("add.Tensor", y, g.input("r", torch.float16, [6, 24]), alpha=2, name="skip"))
+    assert describe(g)[:2] == (2, 0)
+    g = Graph()
+    x = g.input("x", torch.float16, [6, 16])
+    y = g.node("linear", x, g.constant("w", randn(24, 16).half()), None, name="fc")
+    g.output(g.node("add.Tensor", y, g.input("r", torch.float16, [24]), name="skip"))
+    assert describe(g)[:2] == (2, 0)
 
 
 @needs_lowering
@@ -278,6 +320,16 @@ def test_gemm_epilogue_matches_cpu(dtype, act, approx, op):
     g, inputs = linear_act(dtype, act, approx, op)
     assert describe(g)[1] == 1
     _compare(g, inputs, f"{op}+{act}({approx}) {dtype}")
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("op,bias", [("linear", "vector"), ("linear", "none"), ("linear", "scalar"), ("mm", "none"),
+                                     ("addmm", "vector"), ("addmm", "beta")])
+def test_gemm_residual_matches_cpu(dtype, op, bias):
+    g, inputs = linear_residual(dtype, op, bias, residual_first=op == "mm")
+    assert describe(g)[1] == 1
+    _compare(g, inputs, f"{op} ({bias} bias) + residual {dtype}")
 
 
 # --- device-side errors after a CUDA graph replay ------------------------------------------------

@@ -32,6 +32,11 @@ import export_models
 
 ROOT = Path(__file__).resolve().parents[2]
 F32_MAX_REL = 1e-3
+# f32 engines run TF32 matrix products like eager with TF32 on, each rounding on its own, so two
+# TF32 results differ by up to twice TF32's own error. An f32 output passes when its error against
+# eager TF32 is within F32_MAX_REL, or its error against full-f32 eager is within TF32_SLACK times
+# eager TF32's error against full f32 (BERT's pooled output: eager TF32 itself errs by 0.00107).
+TF32_SLACK = 1.25
 F16_MIN_COS = 0.999
 BATCH = 2  # export_models' full-size builders export at batch 2 (BERT's second row is padded)
 
@@ -218,13 +223,16 @@ def check(request, label, dt, got, want, want_tf32, extra):
     eager. Both printed for every output, with the distances to full-f32 eager for f32."""
     assert len(got) == len(want), f"{label}: {len(got)} outputs, eager has {len(want)}"
     worst_rel, worst_cos, lines = 0.0, 1.0, []
+    tf32_ok = True
     for i, (g, w) in enumerate(zip(got, want)):
         assert tuple(g.shape) == tuple(w.shape), f"{label}: output {i} has shape {tuple(g.shape)}, want {tuple(w.shape)}"
         assert g.dtype == w.dtype, f"{label}: output {i} is {g.dtype}, want {w.dtype}"
         if dt == "f32":
             rel, cos = errors(g, want_tf32[i])
+            rel_f32, tf32_f32 = errors(g, w)[0], errors(want_tf32[i], w)[0]
             note = (f"out{i}: max rel err {rel:.3g} vs eager TF32, cosine {cos:.6f} (vs eager f32: "
-                    f"{errors(g, w)[0]:.3g}; eager TF32 vs f32: {errors(want_tf32[i], w)[0]:.3g})")
+                    f"{rel_f32:.3g}; eager TF32 vs f32: {tf32_f32:.3g})")
+            tf32_ok = tf32_ok and (rel <= F32_MAX_REL or rel_f32 <= TF32_SLACK * tf32_f32)
         else:
             rel, cos = errors(g, w)
             note = f"out{i}: max rel err {rel:.3g}, cosine {cos:.6f}"
@@ -236,8 +244,8 @@ def check(request, label, dt, got, want, want_tf32, extra):
         worst_cos = min(worst_cos, cos if cos == cos else -1.0)
     _report(request, f"{label}: {'; '.join(lines)}; {extra}")
     if dt == "f32":
-        assert worst_rel <= F32_MAX_REL, (f"{label}: max rel err {worst_rel:.3g} vs eager TF32 > {F32_MAX_REL} "
-                                          f"({'; '.join(lines)})")
+        assert tf32_ok, (f"{label}: max rel err {worst_rel:.3g} vs eager TF32 > {F32_MAX_REL}, and further from "
+                         f"full-f32 eager than {TF32_SLACK} x eager TF32's own error ({'; '.join(lines)})")
     else:
         assert worst_cos >= F16_MIN_COS, f"{label}: cosine {worst_cos:.6f} < {F16_MIN_COS} ({'; '.join(lines)})"
 

@@ -193,23 +193,6 @@ static bool dgrad_dim(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
     return *out2 >= 1;
 }
 
-/* y += r elementwise (same dims and dtype), computed in f32 and rounded once, as add.Tensor. */
-static tc_status add_residual(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r) {
-    tc_cuda_bcast a;
-    memset(&a, 0, sizeof a);
-    a.op = TC_CUDA_B_ADD, a.dom = TC_CUDA_DOM_F32, a.nin = 2, a.rank = 1;
-    a.dims[0] = a.numel = y->numel;
-    for (int k = 0; k < 2; k++) {
-        a.in[k].data = k ? r->data : y->data;
-        a.in[k].dtype = y->dtype;
-        a.in[k].cast = TC_F32; /* no extra rounding: both operands already have y's dtype */
-        a.in[k].strides[0] = 1;
-    }
-    a.out = y->data, a.out_dtype = y->dtype;
-    a.alpha = 1.0, a.alpha_i = 1, a.qround = TC_F32;
-    return relay(c, tc_cuda_broadcast(&a, c->stream, c->err));
-}
-
 /* The epilogue stages from `from` on, in place on y, by our kernels (one rounding per stage, as the
  * unfused nodes would round). */
 static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int from, const tc_cuda_tensor *b,
@@ -220,7 +203,7 @@ static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int
             TC_TRY(relay(c, tc_cuda_conv_channel_bias(y->data, b->data, s->dtype, s->y_nhwc ? s->N * s->OH * s->OW : s->N,
                                                       s->K, s->y_nhwc ? 1 : s->OH * s->OW, true, c->stream, c->err)));
         else if (s->ep[k] == EP_RESIDUAL)
-            TC_TRY(add_residual(c, y, r));
+            TC_TRY(tc_cuda_add_into(c, y, r));
         else
             TC_TRY(relay(c, tc_cuda_activation(TC_CUDA_A_RELU, y->data, y->dtype, y->data, y->dtype, y->numel,
                                                no_params, 0, 0, c->stream, c->err)));

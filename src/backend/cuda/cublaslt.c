@@ -256,8 +256,8 @@ tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *desc, unsigned align
     return TC_OK;
 }
 
-tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
-                           void *workspace, void *stream, tc_error *err) {
+tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, const void *C, void *D,
+                           const void *bias, void *workspace, void *stream, tc_error *err) {
     if (!p || !lt || !A || !B || !D || (p->d.bias && !bias) || (p->workspace_bytes && !workspace))
         return tc_errorf(err, TC_ERR_INVALID_ARGUMENT, "gemm: NULL plan, handle or buffer");
     const tc_gemm_desc *d = &p->d;
@@ -269,9 +269,10 @@ tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const
     float af = (float)d->alpha, bf = (float)d->beta;
     const void *alpha = &af, *beta = &bf;
     if (d->dtype == TC_F64) alpha = &d->alpha, beta = &d->beta;
-    /* Operands swap: cuBLASLt's A is our B. C aliases D (same layout), which cuBLASLt allows. */
-    cublasStatus_t s = cublasLtMatmul((cublasLtHandle_t)lt, p->op, alpha, B, p->la, A, p->lb, beta, D, p->ld, D,
-                                      p->ld, &p->algo, workspace, p->workspace_bytes, (cudaStream_t)stream);
+    /* Operands swap: cuBLASLt's A is our B. C has D's layout; without one it aliases D, which
+     * cuBLASLt allows. */
+    cublasStatus_t s = cublasLtMatmul((cublasLtHandle_t)lt, p->op, alpha, B, p->la, A, p->lb, beta, C ? C : D, p->ld,
+                                      D, p->ld, &p->algo, workspace, p->workspace_bytes, (cudaStream_t)stream);
     if (s != CUBLAS_STATUS_SUCCESS) return lt_fail(s, "matmul", err);
     if (d->bias && !p->epilogue_bias) {
         if (d->ldd != d->N || (d->batch > 1 && (d->stride_d != d->M * d->N || d->bias_stride != 0)))
@@ -356,28 +357,28 @@ tc_status tc_tactic_time(void *stream, tc_status (*fn)(void *arg, tc_error *err)
 typedef struct gemm_trial {
     tc_gemm_plan *p;
     void *lt;
-    const void *A, *B, *bias;
+    const void *A, *B, *C, *bias;
     void *D, *workspace, *stream;
 } gemm_trial;
 
 static tc_status gemm_trial_run(void *arg, tc_error *err) {
     gemm_trial *t = arg;
-    return tc_gemm_plan_run(t->p, t->lt, t->A, t->B, t->D, t->bias, t->workspace, t->stream, err);
+    return tc_gemm_plan_run(t->p, t->lt, t->A, t->B, t->C, t->D, t->bias, t->workspace, t->stream, err);
 }
 
 /* Elements from D's first to one past its last element. */
 static int64_t d_extent(const tc_gemm_desc *d) { return (d->batch - 1) * d->stride_d + (d->M - 1) * d->ldd + d->N; }
 
-tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
-                            void *workspace, void *stream, tc_tactic_info *info, tc_error *err) {
+tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, const void *C, void *D,
+                            const void *bias, void *workspace, void *stream, tc_tactic_info *info, tc_error *err) {
     info->tried = 0, info->chosen = 0, info->ms = info->first_ms = -1.0f;
     if (!p || p->ncands <= 1 || !tc_tactic_can_time(stream)) {
         if (p) p->ncands = 0;
         return TC_OK;
     }
-    /* beta != 0 reads D: each trial would add into the last one's result, so time into a copy */
+    /* beta != 0 without C reads D: each trial would add into the last one's result, so time into a copy */
     void *scratch_d = NULL;
-    if (p->d.beta != 0) {
+    if (p->d.beta != 0 && !C) {
         size_t bytes = (size_t)d_extent(&p->d) * tc_dtype_size(p->d.dtype);
         if (cudaMalloc(&scratch_d, bytes) != cudaSuccess) {
             (void)cudaGetLastError(); /* out of memory is not sticky: keep the first algorithm */
@@ -389,7 +390,7 @@ tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void
             return tc_errorf(err, TC_ERR_CUDA, "gemm tuning: clearing a scratch output failed");
         }
     }
-    gemm_trial t = {p, lt, A, B, bias, scratch_d ? scratch_d : D, workspace, stream};
+    gemm_trial t = {p, lt, A, B, C, bias, scratch_d ? scratch_d : D, workspace, stream};
     cublasLtMatmulAlgo_t first = p->cands[0];
     int best = -1;
     float best_ms = 0;
@@ -472,11 +473,18 @@ static tc_status relay(const tc_cuda_call *c, tc_status s) {
 
 tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const void *A, const void *B, void *D,
                        const void *bias, int ws_slot) {
+    return tc_cuda_gemm_c(c, desc, A, B, NULL, D, bias, ws_slot);
+}
+
+tc_status tc_cuda_gemm_c(const tc_cuda_call *c, const tc_gemm_desc *desc, const void *A, const void *B, const void *C,
+                         void *D, const void *bias, int ws_slot) {
     tc_gemm_desc d;
     tc_status s = normalize(desc, &d, c->err);
     if (s != TC_OK) return relay(c, s);
     if (d.batch == 0 || d.M == 0 || d.N == 0) return TC_OK;
     if (d.K == 0) {
+        if (C && C != D)
+            return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 and a separate C is not supported");
         /* an empty sum: D = beta*D + bias, which cuBLASLt does not take */
         if (d.ldd != d.N || (d.batch > 1 && (d.stride_d != d.M * d.N || (d.bias && d.bias_stride != 0))))
             return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 needs a packed output and one bias vector");
@@ -489,6 +497,7 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         return s == TC_OK ? TC_OK : relay(c, s);
     }
     unsigned aa = tc_gemm_alignment(A), ab = tc_gemm_alignment(B), ad = tc_gemm_alignment(D);
+    if (C && tc_gemm_alignment(C) < ad) ad = tc_gemm_alignment(C); /* one alignment for C and D */
     unsigned abias = d.bias ? tc_gemm_alignment(bias) : 0;
     size_t wsb = TC_GEMM_WORKSPACE_BYTES, limit = tc_cuda_workspace_limit(c);
     if (limit < wsb) wsb = limit;
@@ -524,7 +533,7 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
     if (fresh && !stored && p->ncands > 1 && !tc_cuda_capturing(c)) {
         /* the plan is in the cache already: a failed tuning leaves its first algorithm in place */
         tc_tactic_info info;
-        s = tc_gemm_plan_tune(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, &info, c->err);
+        s = tc_gemm_plan_tune(p, tc_cuda_cublaslt(c), A, B, C, D, bias, ws, c->stream, &info, c->err);
         if (s != TC_OK) return relay(c, s);
         if (tc_tactic_log()) {
             char label[256], what[96];
@@ -547,6 +556,6 @@ tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *desc, const vo
         tc_gemm_plan_algo(p, &algo, &len);
         tc_cuda_choice_store(c, TC_RECORD_CUBLASLT_ALGO, key, sizeof key, desc, algo, len, unusable);
     }
-    s = tc_gemm_plan_run(p, tc_cuda_cublaslt(c), A, B, D, bias, ws, c->stream, c->err);
+    s = tc_gemm_plan_run(p, tc_cuda_cublaslt(c), A, B, C, D, bias, ws, c->stream, c->err);
     return s == TC_OK ? TC_OK : relay(c, s);
 }

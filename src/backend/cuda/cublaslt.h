@@ -46,9 +46,11 @@ typedef struct tc_gemm_plan tc_gemm_plan;
 tc_status tc_gemm_plan_create(void *lt, const tc_gemm_desc *d, unsigned align_a, unsigned align_b, unsigned align_d,
                               unsigned align_bias, size_t workspace_bytes, tc_gemm_plan **out, tc_error *err);
 /* Enqueues the product on stream. workspace must hold the workspace_bytes given at creation (may
- * be NULL when that was 0). Never synchronizes or allocates: safe inside CUDA graph capture. */
-tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
-                           void *workspace, void *stream, tc_error *err);
+ * be NULL when that was 0). C, when not NULL, is what beta scales instead of D's own contents (a
+ * matrix of D's layout, at least as aligned as D was at creation; D is then only written). Never
+ * synchronizes or allocates: safe inside CUDA graph capture. */
+tc_status tc_gemm_plan_run(const tc_gemm_plan *p, void *lt, const void *A, const void *B, const void *C, void *D,
+                           const void *bias, void *workspace, void *stream, tc_error *err);
 /* Frees a plan (NULL is a no-op); the signature fits tc_cuda_node_cache's destructor. */
 void tc_gemm_plan_free(void *p);
 
@@ -63,6 +65,9 @@ unsigned tc_gemm_alignment(const void *p);
  * Failures name the node. */
 tc_status tc_cuda_gemm(const tc_cuda_call *c, const tc_gemm_desc *d, const void *A, const void *B, void *D,
                        const void *bias, int ws_slot);
+/* The same with C (D's layout and dtype) in place of D's contents as what beta scales. */
+tc_status tc_cuda_gemm_c(const tc_cuda_call *c, const tc_gemm_desc *d, const void *A, const void *B, const void *C,
+                         void *D, const void *bias, int ws_slot);
 
 /* Tactic selection, shared by the cuBLASLt and cuDNN kernels. When a plan is first built in an
  * eager run, up to tc_tactic_candidates() implementations are timed on the call's own buffers and
@@ -90,10 +95,10 @@ typedef struct tc_tactic_info {
     float ms, first_ms;
 } tc_tactic_info;
 /* Times the plan's heuristic candidates on these buffers and keeps the fastest (ties: the lower
- * index). beta != 0 products time into a temporary copy of D, so D keeps its contents. Keeps the
- * first candidate when only one is valid or the stream is capturing. */
-tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, void *D, const void *bias,
-                            void *workspace, void *stream, tc_tactic_info *info, tc_error *err);
+ * index). beta != 0 products without a C time into a temporary copy of D, so D keeps its
+ * contents. Keeps the first candidate when only one is valid or the stream is capturing. */
+tc_status tc_gemm_plan_tune(tc_gemm_plan *p, void *lt, const void *A, const void *B, const void *C, void *D,
+                            const void *bias, void *workspace, void *stream, tc_tactic_info *info, tc_error *err);
 /* The chosen algorithm's id and tile, for logs. */
 void tc_gemm_plan_describe(const tc_gemm_plan *p, char *buf, size_t size);
 /* Stored algorithms (engine-file records): the chosen algorithm's bytes, and taking such bytes

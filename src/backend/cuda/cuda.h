@@ -210,6 +210,9 @@ typedef struct tc_cuda_exec_stats {
 #define TC_CUDA_MAX_SHAPE_SETS 8
 #define TC_CUDA_GRAPHS_PER_SHAPE_SET 4
 void tc_cuda_exec_get_stats(const tc_cuda_exec *x, tc_cuda_exec_stats *out);
+/* y += r elementwise (same dims, dtype and layout), computed in f32 and rounded once, as
+ * add.Tensor: a fused step's residual that its library call could not take (elementwise.c). */
+tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r);
 /* The engine's device ordinal. */
 int tc_cuda_engine_device(const tc_cuda_engine *e);
 

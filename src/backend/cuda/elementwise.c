@@ -272,6 +272,23 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
     return relabel(c, tc_cuda_broadcast(&b, c->stream, c->err));
 }
 
+/* y += r elementwise (same dims and dtype), computed in f32 and rounded once, as add.Tensor. */
+tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r) {
+    tc_cuda_bcast a;
+    memset(&a, 0, sizeof a);
+    a.op = TC_CUDA_B_ADD, a.dom = TC_CUDA_DOM_F32, a.nin = 2, a.rank = 1;
+    a.dims[0] = a.numel = y->numel;
+    for (int k = 0; k < 2; k++) {
+        a.in[k].data = k ? r->data : y->data;
+        a.in[k].dtype = y->dtype;
+        a.in[k].cast = TC_F32; /* no extra rounding: both operands already have y's dtype */
+        a.in[k].strides[0] = 1;
+    }
+    a.out = y->data, a.out_dtype = y->dtype;
+    a.alpha = 1.0, a.alpha_i = 1, a.qround = TC_F32;
+    return relabel(c, tc_cuda_broadcast(&a, c->stream, c->err));
+}
+
 void tc_cuda_register_elementwise(tc_cuda_kernel *t) {
     static const int unary_ops[] = {TC_OP_ABS,   TC_OP_NEG,   TC_OP_EXP,         TC_OP_LOG,   TC_OP_SQRT,
                                     TC_OP_RSQRT, TC_OP_RECIPROCAL, TC_OP_SIN,    TC_OP_COS,   TC_OP_TANH,

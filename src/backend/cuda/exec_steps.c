@@ -236,6 +236,21 @@ static tc_cuda_epi_act gemm_act(const lower_ctx *L, const tc_node *n, const tc_n
     return TC_CUDA_EPI_NONE;
 }
 
+/* A residual added to the product (add.Tensor with alpha 1 of a tensor of the product's type):
+ * cuBLASLt's C with beta 1 (matmul.c). Its value id, or -1. */
+static int gemm_residual(const lower_ctx *L, const tc_node *n, const tc_node **out) {
+    const tc_value *cur = n->outputs[0];
+    const tc_node *m = sole_consumer(L, cur);
+    *out = NULL;
+    if (!m || m->op != TC_OP_ADD_TENSOR || m->n_inputs != 2 || m->n_outputs != 1 || tc_node_float(m, 2) != 1.0 ||
+        !same_type(m->outputs[0], cur))
+        return -1;
+    const tc_value *other = m->inputs[0] == cur ? m->inputs[1] : m->inputs[0];
+    if (other == cur || !same_type(other, cur)) return -1;
+    *out = m;
+    return other->id;
+}
+
 /* ---- elementwise chains (off with NVRTC=0) --------------------------------------------- */
 
 /* Adds the operands of node m (other than the chain's previous value) to es; false when one
@@ -641,9 +656,11 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
         } else if (fuse && gemm_head_ok(n)) {
             const tc_node *m;
             tc_cuda_epi_act act = gemm_act(&L, n, &m);
-            if (act != TC_CUDA_EPI_NONE) {
+            int res = act == TC_CUDA_EPI_NONE ? gemm_residual(&L, n, &m) : -1;
+            if (act != TC_CUDA_EPI_NONE || res >= 0) {
                 s->kind = TC_CUDA_STEP_GEMM;
                 s->act1 = act;
+                s->residual = res;
                 e->step_nodes[used++] = m->id;
                 L.taken[m->id] = true;
                 s->last = m->id;
@@ -716,7 +733,8 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
                                     s->residual >= 0 ? ", residual add" : "", s->act2 ? ", " : "",
                                     act_text(s->act2));
         if (s->kind == TC_CUDA_STEP_GEMM && len < n)
-            len += (size_t)snprintf(buf + len, n - len, ", %s epilogue", act_text(s->act1));
+            len += (size_t)snprintf(buf + len, n - len, ", %s epilogue",
+                                    s->residual >= 0 ? "residual add" : act_text(s->act1));
         if (e.nhwc && len < n) {
             const tc_node *last = g->nodes.items[s->last];
             const tc_value *x0 = h->n_inputs ? h->inputs[0] : NULL;

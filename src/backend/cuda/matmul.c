@@ -36,24 +36,40 @@ static tc_gemm_desc desc_for(const tc_cuda_call *c, tc_dtype t, int64_t batch, i
     return d;
 }
 
-/* The fused step's activation (NONE for a plain node); fails for an epilogue these kernels cannot run. */
-static tc_status step_act(const tc_cuda_call *c, tc_dtype t, tc_cuda_epi_act *act) {
+/* The fused step's activation or residual (NONE and NULL for a plain node); fails for an epilogue
+ * these kernels cannot run. */
+static tc_status step_epi(const tc_cuda_call *c, const tc_cuda_tensor *y, tc_cuda_epi_act *act,
+                          const tc_cuda_tensor **res) {
     *act = TC_CUDA_EPI_NONE;
+    *res = NULL;
     if (!c->epi) return TC_OK;
     const tc_cuda_epilogue *e = c->epi;
-    if (e->weight || e->bias || e->residual || e->act2 != TC_CUDA_EPI_NONE ||
-        (e->act1 != TC_CUDA_EPI_RELU && e->act1 != TC_CUDA_EPI_GELU_TANH) ||
+    tc_dtype t = y->dtype;
+    const tc_cuda_tensor *r = e->residual;
+    bool act_ok = (e->act1 == TC_CUDA_EPI_RELU || e->act1 == TC_CUDA_EPI_GELU_TANH) && !r;
+    bool res_ok = e->act1 == TC_CUDA_EPI_NONE && r && r->dtype == t && r->numel == y->numel && !r->strides && !r->nhwc;
+    if (e->weight || e->bias || e->act2 != TC_CUDA_EPI_NONE || !(act_ok || res_ok) ||
         (t != TC_F32 && t != TC_F16 && t != TC_BF16))
         return tc_cuda_fail(c, TC_ERR_INTERNAL, "the executor gave this %s product an epilogue it cannot run",
                             tc_dtype_name(t));
     *act = e->act1;
+    *res = r;
     return TC_OK;
 }
 
 /* The product with the step's activation: in the cuBLASLt epilogue when nothing is accumulated
- * into y (beta == 0), else as a pass over y afterwards. */
+ * into y (beta == 0), else as a pass over y afterwards. A residual is cuBLASLt's C (beta 1) when
+ * nothing else is accumulated, else added afterwards. */
 static tc_status gemm_act(const tc_cuda_call *c, tc_gemm_desc *d, const void *A, const void *B, tc_cuda_tensor *y,
-                          const void *bias, tc_cuda_epi_act act) {
+                          const void *bias, tc_cuda_epi_act act, const tc_cuda_tensor *res) {
+    if (res && d->beta == 0) {
+        d->beta = 1.0;
+        return tc_cuda_gemm_c(c, d, A, B, res->data, y->data, bias, WS_SLOT);
+    }
+    if (res) {
+        TC_TRY(tc_cuda_gemm(c, d, A, B, y->data, bias, WS_SLOT));
+        return tc_cuda_add_into(c, y, res);
+    }
     if (act == TC_CUDA_EPI_NONE) return tc_cuda_gemm(c, d, A, B, y->data, bias, WS_SLOT);
     if (d->beta == 0) {
         d->act = act;
@@ -78,10 +94,11 @@ static tc_status cuda_mm(const tc_cuda_call *c) {
                             (long long)a->dims[1], (long long)b->dims[0]);
     int64_t M = a->dims[0], K = a->dims[1], N = b->dims[1];
     tc_cuda_epi_act act;
-    TC_TRY(step_act(c, y->dtype, &act));
+    const tc_cuda_tensor *res;
+    TC_TRY(step_epi(c, y, &act, &res));
     if (is_lt_dtype(y->dtype)) {
         tc_gemm_desc d = desc_for(c, y->dtype, 1, M, N, K);
-        return gemm_act(c, &d, a->data, b->data, y, NULL, act);
+        return gemm_act(c, &d, a->data, b->data, y, NULL, act, res);
     }
     tc_cuda_int_gemm_args ia = {.dtype = y->dtype, .batch = 1, .M = M, .N = N, .K = K, .alpha = 1};
     return int_gemm(c, &ia, a->data, b->data, y->data);
@@ -132,7 +149,8 @@ static tc_status cuda_addmm(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "operand shapes differ at run time");
     double beta = tc_node_float(c->node, 3), alpha = tc_node_float(c->node, 4);
     tc_cuda_epi_act act;
-    TC_TRY(step_act(c, y->dtype, &act));
+    const tc_cuda_tensor *res;
+    TC_TRY(step_epi(c, y, &act, &res));
     int64_t s0, s1;
     broadcast_strides(s, &s0, &s1);
     if (!is_lt_dtype(y->dtype)) {
@@ -145,14 +163,14 @@ static tc_status cuda_addmm(const tc_cuda_call *c) {
     tc_gemm_desc d = desc_for(c, y->dtype, 1, M, N, K);
     d.alpha = alpha;
     if (beta == 0) /* self is ignored, NaN included, as in PyTorch */
-        return gemm_act(c, &d, a->data, b->data, y, NULL, act);
+        return gemm_act(c, &d, a->data, b->data, y, NULL, act, res);
     if (beta == 1 && is_row_vector(s, N)) {
         d.bias = true;
-        return gemm_act(c, &d, a->data, b->data, y, s->data, act);
+        return gemm_act(c, &d, a->data, b->data, y, s->data, act, res);
     }
     TC_TRY(relay(c, tc_cuda_broadcast_2d(s->data, s0, s1, y->data, y->dtype, M, N, c->stream, c->err)));
     d.beta = beta;
-    return gemm_act(c, &d, a->data, b->data, y, NULL, act);
+    return gemm_act(c, &d, a->data, b->data, y, NULL, act, res);
 }
 
 static tc_status cuda_linear(const tc_cuda_call *c) {
@@ -167,7 +185,8 @@ static tc_status cuda_linear(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "bias size differs from out_features %lld at run time", (long long)N);
     if (N == 0) return TC_OK;
     tc_cuda_epi_act act;
-    TC_TRY(step_act(c, y->dtype, &act));
+    const tc_cuda_tensor *res;
+    TC_TRY(step_epi(c, y, &act, &res));
     int64_t P = y->numel / N;
     /* a one-element bias broadcasts over every output; a length-N one is a row vector */
     bool scalar_bias = bias && !(bias->rank == 1 && bias->dims[0] == N);
@@ -179,14 +198,14 @@ static tc_status cuda_linear(const tc_cuda_call *c) {
     }
     tc_gemm_desc d = desc_for(c, y->dtype, 1, P, N, K);
     d.trans_b = true;
-    if (!bias) return gemm_act(c, &d, x->data, w->data, y, NULL, act);
+    if (!bias) return gemm_act(c, &d, x->data, w->data, y, NULL, act, res);
     if (!scalar_bias) {
         d.bias = true;
-        return gemm_act(c, &d, x->data, w->data, y, bias->data, act);
+        return gemm_act(c, &d, x->data, w->data, y, bias->data, act, res);
     }
     TC_TRY(relay(c, tc_cuda_broadcast_2d(bias->data, 0, 0, y->data, y->dtype, P, N, c->stream, c->err)));
     d.beta = 1.0;
-    return gemm_act(c, &d, x->data, w->data, y, NULL, act);
+    return gemm_act(c, &d, x->data, w->data, y, NULL, act, res);
 }
 
 void tc_cuda_register_matmul(tc_cuda_kernel *t) {
