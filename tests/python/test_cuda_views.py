@@ -95,6 +95,35 @@ def test_view_chains_are_exact(views):
 
 
 @needs_cuda
+def test_elementwise_ops_read_strided_views(views):
+    """The broadcasting elementwise ops read permuted, sliced and expanded views in place: the
+    residual add after MultiheadAttention's transpose back to batch-first, a where whose condition
+    is a transposed view, and a binary op with both operands strided."""
+    g = Graph()
+    L, B, E = 7, 3, 8
+    y = g.input("y", torch.float32, [L * B, E])
+    x = g.input("x", torch.float32, [B, L, E])
+    back = g.node("permute", g.node("view", y, [L, B, E]), [1, 0, 2])       # [B, L, E], strided
+    s = g.node("add.Tensor", x, back)
+    c = g.input("c", torch.bool, [E, L])
+    neg = g.constant("neg", torch.full((1,), -1.0))
+    w = g.node("where.self", g.node("t", c), g.node("select.int", x, 0, 1), neg)  # [L, E]
+    sl = g.node("slice.Tensor", x, 2, 1, 8, 2)                                  # [B, L, 4], step 2
+    row = g.node("slice.Tensor", g.node("slice.Tensor", x, 1, 0, 1), 2, 0, 4)  # [B, 1, 4]
+    m = g.node("mul.Tensor", sl, g.node("expand", row, [B, L, 4]))
+    g.output(s, w, m)
+    yv = torch.arange(L * B * E, dtype=torch.float32).view(L * B, E)
+    xv = torch.arange(B * L * E, dtype=torch.float32).view(B, L, E) * 0.5
+    cv = (torch.arange(E * L) % 3 == 0).view(E, L)
+    got = g.run(yv, xv, cv, backend="cuda")
+    want = [xv + yv.view(L, B, E).permute(1, 0, 2),
+            torch.where(cv.t(), xv[1], torch.tensor(-1.0)),
+            xv[:, :, 1:8:2] * xv[:, 0:1, 0:4].expand(B, L, 4)]
+    for i, (gt, wt) in enumerate(zip(got, want)):
+        assert torch.equal(gt, wt), f"output {i} (views {views})"
+
+
+@needs_cuda
 def test_strided_value_with_a_dense_reader_is_gathered(views):
     """A permuted view read by attention and by an add: the add needs memory, so the view is
     gathered once and attention reads that."""

@@ -138,9 +138,11 @@ static tc_dtype common_dtype(const tc_node *n, int nin) {
 /* Strides of each tensor operand over the output shape (0 where broadcast), then size-1 dims
  * dropped and dims merged where every operand is contiguous across them (the CPU's plan). A
  * channels-last output is walked in its memory order (N, H, W, C); its operands with its dims are
- * channels-last too (nhwc[k]), the others (broadcast over H and W: a squeeze-excite gate) NCHW. */
+ * channels-last too (nhwc[k]), the others (broadcast over H and W: a squeeze-excite gate) NCHW.
+ * An operand that is a strided view (views.c) is read through its strides (xst[k], else NULL). */
 static void plan_broadcast(tc_cuda_bcast *b, const tc_cuda_tensor *out, const int *ranks,
-                           const int64_t (*dims)[TC_MAX_RANK], const bool *is_tensor, const bool *nhwc) {
+                           const int64_t (*dims)[TC_MAX_RANK], const bool *is_tensor, const bool *nhwc,
+                           const int64_t *const *xst) {
     int r = out->rank;
     int64_t st[3][TC_MAX_RANK];
     for (int k = 0; k < b->nin; k++) {
@@ -148,7 +150,7 @@ static void plan_broadcast(tc_cuda_bcast *b, const tc_cuda_tensor *out, const in
         for (int d = r - 1; d >= 0; d--) {
             int kd = ranks[k] - r + d;
             int64_t n = is_tensor[k] && kd >= 0 ? dims[k][kd] : 1;
-            st[k][d] = n == 1 ? 0 : s;
+            st[k][d] = n == 1 ? 0 : xst[k] ? xst[k][kd] : s;
             s *= n;
         }
         if (nhwc[k]) { /* [N, C, H, W] stored [N, H, W, C] */
@@ -214,6 +216,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
     int ranks[3] = {0, 0, 0};
     int64_t dims[3][TC_MAX_RANK];
     bool is_tensor[3] = {false, false, false}, nhwc[3] = {false, false, false};
+    const int64_t *xst[3] = {NULL, NULL, NULL};
     bool mul_or_div = b.op == TC_CUDA_B_MUL || b.op == TC_CUDA_B_DIV;
     for (int k = 0; k < b.nin; k++) {
         tc_cuda_operand *o = &b.in[k];
@@ -227,6 +230,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
             ranks[k] = t->rank;
             memcpy(dims[k], t->dims, sizeof dims[k]);
             nhwc[k] = t->nhwc && t->rank == 4;
+            xst[k] = t->strides;
             o->data = t->data;
             o->dtype = t->dtype;
             if (b.op == TC_CUDA_B_WHERE && k == 0) continue; /* bool or u8 bytes: nonzero is true */
@@ -265,7 +269,7 @@ static tc_status cuda_broadcast(const tc_cuda_call *c) {
                                            "of the divisor tensor is 0");
         if (!b.err_flag) return tc_cuda_fail(c, TC_ERR_INTERNAL, "no device error word for the division check");
     }
-    plan_broadcast(&b, y, ranks, (const int64_t(*)[TC_MAX_RANK])dims, is_tensor, nhwc);
+    plan_broadcast(&b, y, ranks, (const int64_t(*)[TC_MAX_RANK])dims, is_tensor, nhwc, xst);
     b.numel = y->numel;
     b.out = y->data;
     b.out_dtype = y->dtype;
@@ -289,21 +293,28 @@ tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cu
     return relabel(c, tc_cuda_broadcast(&a, c->stream, c->err));
 }
 
+static const int bcast_ops[] = {
+    TC_OP_ADD_TENSOR, TC_OP_ADD_SCALAR, TC_OP_SUB_TENSOR, TC_OP_SUB_SCALAR, TC_OP_MUL_TENSOR, TC_OP_MUL_SCALAR,
+    TC_OP_DIV_TENSOR, TC_OP_DIV_SCALAR, TC_OP_DIV_TENSOR_MODE, TC_OP_DIV_SCALAR_MODE, TC_OP_POW_TENSOR_SCALAR,
+    TC_OP_POW_TENSOR_TENSOR, TC_OP_POW_SCALAR, TC_OP_MAXIMUM, TC_OP_MINIMUM, TC_OP_REMAINDER_TENSOR,
+    TC_OP_REMAINDER_SCALAR, TC_OP_EQ_TENSOR, TC_OP_EQ_SCALAR, TC_OP_NE_TENSOR, TC_OP_NE_SCALAR, TC_OP_LT_TENSOR,
+    TC_OP_LT_SCALAR, TC_OP_LE_TENSOR, TC_OP_LE_SCALAR, TC_OP_GT_TENSOR, TC_OP_GT_SCALAR, TC_OP_GE_TENSOR,
+    TC_OP_GE_SCALAR, TC_OP_LOGICAL_AND, TC_OP_LOGICAL_OR, TC_OP_LOGICAL_XOR, TC_OP_BITWISE_AND_TENSOR,
+    TC_OP_BITWISE_AND_SCALAR, TC_OP_BITWISE_OR_TENSOR, TC_OP_BITWISE_OR_SCALAR, TC_OP_BITWISE_XOR_TENSOR,
+    TC_OP_BITWISE_XOR_SCALAR, TC_OP_WHERE_SELF, TC_OP_CLAMP, TC_OP_CLAMP_TENSOR, TC_OP_CLAMP_MIN,
+    TC_OP_CLAMP_MAX};
+
+bool tc_cuda_broadcast_op(int op) {
+    for (size_t i = 0; i < sizeof bcast_ops / sizeof bcast_ops[0]; i++)
+        if (bcast_ops[i] == op) return true;
+    return false;
+}
+
 void tc_cuda_register_elementwise(tc_cuda_kernel *t) {
     static const int unary_ops[] = {TC_OP_ABS,   TC_OP_NEG,   TC_OP_EXP,         TC_OP_LOG,   TC_OP_SQRT,
                                     TC_OP_RSQRT, TC_OP_RECIPROCAL, TC_OP_SIN,    TC_OP_COS,   TC_OP_TANH,
                                     TC_OP_ERF,   TC_OP_FLOOR, TC_OP_CEIL,        TC_OP_ROUND, TC_OP_SIGN,
                                     TC_OP_LOGICAL_NOT, TC_OP_ISNAN, TC_OP_BITWISE_NOT};
     for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++) t[unary_ops[i]] = cuda_unary;
-    static const int bcast_ops[] = {
-        TC_OP_ADD_TENSOR, TC_OP_ADD_SCALAR, TC_OP_SUB_TENSOR, TC_OP_SUB_SCALAR, TC_OP_MUL_TENSOR, TC_OP_MUL_SCALAR,
-        TC_OP_DIV_TENSOR, TC_OP_DIV_SCALAR, TC_OP_DIV_TENSOR_MODE, TC_OP_DIV_SCALAR_MODE, TC_OP_POW_TENSOR_SCALAR,
-        TC_OP_POW_TENSOR_TENSOR, TC_OP_POW_SCALAR, TC_OP_MAXIMUM, TC_OP_MINIMUM, TC_OP_REMAINDER_TENSOR,
-        TC_OP_REMAINDER_SCALAR, TC_OP_EQ_TENSOR, TC_OP_EQ_SCALAR, TC_OP_NE_TENSOR, TC_OP_NE_SCALAR, TC_OP_LT_TENSOR,
-        TC_OP_LT_SCALAR, TC_OP_LE_TENSOR, TC_OP_LE_SCALAR, TC_OP_GT_TENSOR, TC_OP_GT_SCALAR, TC_OP_GE_TENSOR,
-        TC_OP_GE_SCALAR, TC_OP_LOGICAL_AND, TC_OP_LOGICAL_OR, TC_OP_LOGICAL_XOR, TC_OP_BITWISE_AND_TENSOR,
-        TC_OP_BITWISE_AND_SCALAR, TC_OP_BITWISE_OR_TENSOR, TC_OP_BITWISE_OR_SCALAR, TC_OP_BITWISE_XOR_TENSOR,
-        TC_OP_BITWISE_XOR_SCALAR, TC_OP_WHERE_SELF, TC_OP_CLAMP, TC_OP_CLAMP_TENSOR, TC_OP_CLAMP_MIN,
-        TC_OP_CLAMP_MAX};
     for (size_t i = 0; i < sizeof bcast_ops / sizeof bcast_ops[0]; i++) t[bcast_ops[i]] = cuda_broadcast;
 }

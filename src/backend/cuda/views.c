@@ -2,8 +2,9 @@
  * which outputs of view-like nodes (view, reshape, squeeze, unsqueeze, clone, permute, select,
  * slice, expand, ...; ops/shape_views.h) need memory of their own:
  *   - a view whose elements lie in C order in its source's memory is an alias: no memory, no step;
- *   - a strided view that only other views and strided readers (SDPA's query, key and value) read
- *     stays virtual: the readers get the source's memory and the strides;
+ *   - a strided view that only other views and strided readers (SDPA's query, key and value, the
+ *     broadcasting elementwise ops) read stays virtual: the readers get the source's memory and
+ *     the strides;
  *   - any other view is gathered once from the memory at the start of its chain (the root), so a
  *     chain of permutes and reshapes costs one copy, not one per node.
  * A view whose own kernel must run (an op or a case the stride rules do not cover) needs its input
@@ -16,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool sdpa_operand(const tc_node *n, const tc_value *v) {
+/* Readers that take a strided tensor: attention's query, key and value (not its mask), and every
+ * tensor operand of the broadcasting elementwise ops. */
+static bool strided_reader(const tc_node *n, const tc_value *v) {
+    if (tc_cuda_broadcast_op(n->op)) return true;
     if (n->op != TC_OP_SDPA) return false;
     bool any = false;
     for (int k = 0; k < n->n_inputs; k++) {
@@ -57,7 +61,7 @@ tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err) {
         for (int k = 0; k < n->n_inputs; k++) {
             const tc_value *v = n->inputs[k];
             if (!v) continue;
-            bool ok = si >= 0 && ((view_reader && k == 0) || sdpa_operand(n, v));
+            bool ok = si >= 0 && ((view_reader && k == 0) || strided_reader(n, v));
             if (!ok) x->strided_ok[v->id] = false;
         }
     }
