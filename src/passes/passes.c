@@ -12,6 +12,7 @@ void tc_pass_options_init(tc_pass_options *o) {
     o->fold_constants = true;
     o->fold_batchnorm = true;
     o->attention_masks = true;
+    o->patch_conv = true;
     o->precision = TC_F32;
 }
 
@@ -75,6 +76,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
         {"fold_constants", o.fold_constants ? tc_pass_fold_constants : NULL},
         {"fold_batchnorm", o.fold_batchnorm ? tc_pass_fold_batchnorm : NULL},
         {"attention_masks", o.attention_masks ? tc_pass_attention_masks : NULL},
+        {"patch_conv", o.patch_conv ? tc_pass_patch_conv : NULL},
         {"precision", o.precision != TC_F32 ? tc_pass_precision : NULL},
         {"dce", o.dce ? tc_pass_dce : NULL},
     };

@@ -505,12 +505,84 @@ static void test_attention_masks_that_mask_nothing_are_dropped(void) {
     }
 }
 
+/* conv(x [N, 3, 8, 12], w [5, 3, 4, 4], stride s) -> view [N, 5, P] -> permute [N, P, 5] (ViT's
+ * stem at small size), optionally also read by a relu; batch symbolic when sym. */
+static tc_graph_t *patch_graph(const float *w, const float *b, int64_t stride, bool relu_reader, bool sym) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    tc_dim n = 2;
+    if (sym) tc_graph_add_symbol(g, "n", 1, 2, 8, &n);
+    int64_t xd[4] = {n, 3, 8, 12}, wd[4] = {5, 3, 4, 4}, cd[1] = {5}, st[2] = {stride, stride}, zero[2] = {0, 0},
+            one[2] = {1, 1};
+    tc_value_t *x, *cw, *cb;
+    tc_graph_add_input(g, "x", TC_F32, 4, xd, &x);
+    tc_graph_add_constant(g, "w", TC_F32, 4, wd, w, TC_CONSTANT_COPY, &cw);
+    tc_graph_add_constant(g, "b", TC_F32, 1, cd, b, TC_CONSTANT_COPY, &cb);
+    tc_value_t *c = node1(g, "convolution", "stem", 9,
+                          (tc_arg[]){T(x), T(cw), T(cb), IS(st, 2), IS(zero, 2), IS(one, 2), B(false), IS(zero, 2), I(1)});
+    int64_t oh = (8 - 4) / stride + 1, ow = (12 - 4) / stride + 1, vd[3] = {n, 5, oh * ow}, perm[3] = {0, 2, 1};
+    tc_value_t *v = node1(g, "view", "flat", 2, (tc_arg[]){T(c), IS(vd, 3)});
+    tc_graph_mark_output(g, node1(g, "permute", "tokens", 2, (tc_arg[]){T(v), IS(perm, 3)}), "y");
+    if (relu_reader) tc_graph_mark_output(g, node1(g, "relu", "act", 1, (tc_arg[]){T(c)}), "r");
+    return g;
+}
+
+static void test_patch_conv_becomes_a_matrix_product(void) {
+    float w[240], b[5] = {0.5f, -0.25f, 0, 1, -1}, x[576], ref[120], out[120];
+    for (int i = 0; i < 240; i++) w[i] = (float)((i * 7) % 13) / 8 - 0.7f;
+    for (int i = 0; i < 576; i++) x[i] = (float)((i * 5) % 17) / 9 - 0.9f;
+    /* by hand: y[n, p, k] = b[k] + sum_{c, i, j} x[n, c, 4 oh + i, 4 ow + j] w[k, c, i, j], p = oh * 3 + ow */
+    for (int n = 0; n < 2; n++)
+        for (int p = 0; p < 6; p++)
+            for (int k = 0; k < 5; k++) {
+                double s = b[k];
+                int oh = p / 3, ow = p % 3;
+                for (int c = 0; c < 3; c++)
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            s += (double)x[((n * 3 + c) * 8 + 4 * oh + i) * 12 + 4 * ow + j] * w[((k * 3 + c) * 4 + i) * 4 + j];
+                ref[(n * 6 + p) * 5 + k] = (float)s;
+            }
+    tc_tensor in = {TC_F32, 4, {2, 3, 8, 12}, x};
+    tc_pass_options o;
+    tc_pass_options_init(&o);
+    for (int sym = 0; sym < 2; sym++) {
+        tc_graph_t *og = optimize(patch_graph(w, b, 4, false, sym), &o);
+        CHECK(og != NULL);
+        if (!og) continue;
+        CHECK_MSG(count_op(og, "convolution") == 0 && count_op(og, "linear") == 1, "sym %d: the stem is a product", sym);
+        CHECK(run_f32(og, 1, &in, 0, out, 120) == 60);
+        double worst = 0;
+        for (int i = 0; i < 60; i++) worst = fmax(worst, fabs(out[i] - ref[i]) / (1 + fabs(ref[i])));
+        CHECK_MSG(worst < 1e-5, "sym %d: worst relative error %g", sym, worst);
+        tc_graph_free(og);
+    }
+    /* kept: another reader than views, and a stride that is not the kernel */
+    tc_graph_t *og = optimize(patch_graph(w, b, 4, true, false), &o);
+    CHECK(og && count_op(og, "convolution") == 1 && count_op(og, "linear") == 0);
+    if (og) {
+        CHECK(run_f32(og, 1, &in, 0, out, 120) == 60);
+        double worst = 0;
+        for (int i = 0; i < 60; i++) worst = fmax(worst, fabs(out[i] - ref[i]) / (1 + fabs(ref[i])));
+        CHECK_MSG(worst < 1e-5, "kept conv: worst relative error %g", worst);
+    }
+    tc_graph_free(og);
+    og = optimize(patch_graph(w, b, 2, false, false), &o);
+    CHECK(og && count_op(og, "convolution") == 1);
+    tc_graph_free(og);
+    o.patch_conv = false;
+    og = optimize(patch_graph(w, b, 4, false, false), &o);
+    CHECK(og && count_op(og, "convolution") == 1);
+    tc_graph_free(og);
+}
+
 int main(void) {
     test_dce_removes_unused_nodes_and_constants();
     test_fold_constants_folds_weight_only_chains();
     test_fold_constants_leaves_big_expansions();
     test_fold_batchnorm_into_conv();
     test_attention_masks_that_mask_nothing_are_dropped();
+    test_patch_conv_becomes_a_matrix_product();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();

@@ -272,6 +272,35 @@ static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, c
     return TC_OK;
 }
 
+/* Copies the packed [dims] tensor src into dst, whose strides (none 0) are a permutation of a
+ * packed layout of the same elements (an output written through, views.c): a gather in dst's
+ * memory order. */
+static tc_status unpack_into(const tc_cuda_call *c, const void *src, const tc_cuda_tensor *dst) {
+    int r = dst->rank, order[TC_MAX_RANK], n = 0;
+    int64_t packed[TC_MAX_RANK], dims[TC_MAX_RANK], st[TC_MAX_RANK], s = 1;
+    for (int d = r - 1; d >= 0; d--) packed[d] = s, s *= dst->dims[d];
+    for (int d = 0; d < r; d++)
+        if (dst->dims[d] > 1) order[n++] = d;
+    for (int i = 1; i < n; i++) /* by dst stride, largest first */
+        for (int j = i; j > 0 && dst->strides[order[j]] > dst->strides[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    int64_t want = 1;
+    for (int i = n - 1; i >= 0; i--) {
+        if (dst->strides[order[i]] != want)
+            return tc_cuda_fail(c, TC_ERR_INTERNAL, "the output's strides are not a permuted packed layout");
+        want *= dst->dims[order[i]];
+        dims[i] = dst->dims[order[i]], st[i] = packed[order[i]];
+    }
+    if (n == 0) dims[0] = 1, st[0] = 0, n = 1;
+    tc_status gs = tc_cuda_gather_copy(src, dst->data, tc_dtype_size(dst->dtype), n, dims, st, 0, c->stream, c->err);
+    if (gs == TC_OK) return TC_OK;
+    char msg[sizeof c->err->msg];
+    snprintf(msg, sizeof msg, "%s", c->err->msg);
+    return tc_cuda_fail(c, gs, "%s", msg);
+}
+
 static tc_status cuda_sdpa(const tc_cuda_call *c) {
     const tc_cuda_tensor *q = tc_cuda_in(c, 0), *k = tc_cuda_in(c, 1), *v = tc_cuda_in(c, 2);
     const tc_cuda_tensor *mask = tc_cuda_in(c, 3);
@@ -330,7 +359,13 @@ static tc_status cuda_sdpa(const tc_cuda_call *c) {
         }
         *packed[i] = buf;
     }
+    if (y->strides && y->numel) { /* our kernel writes packed: into scratch, then into y's layout */
+        size_t bytes = (size_t)y->numel * tc_dtype_size(y->dtype);
+        a.o = tc_cuda_scratch(c, 0, bytes);
+        if (!a.o) return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for the output", bytes);
+    }
     tc_status s = tc_cuda_sdpa(&a, c->stream, c->err);
+    if (s == TC_OK && y->strides && y->numel) return unpack_into(c, a.o, y);
     if (s == TC_OK || !c->err) return s;
     char msg[sizeof c->err->msg];
     snprintf(msg, sizeof msg, "%s", c->err->msg);

@@ -406,6 +406,7 @@ void tc_cuda_shape_set_free(tc_cuda_shape_set *s) {
     free(s->out_bytes);
     free(s->views);
     free(s->step_mode);
+    free(s->write_to);
     memset(s, 0, sizeof *s);
 }
 
@@ -454,6 +455,8 @@ void tc_cuda_exec_free(tc_cuda_exec *x) {
     free(x->out_view);
     free(x->step_view);
     free(x->strided_ok);
+    free(x->write_to);
+    free(x->written_by);
     free(x->derived_t);
     free(x);
 }

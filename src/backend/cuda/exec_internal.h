@@ -161,6 +161,7 @@ typedef struct tc_cuda_shape_set {
     size_t *out_bytes;
     tc_cuda_view_plan *views;       /* per value id (views.c) */
     unsigned char *step_mode;       /* per step: TC_CUDA_VIEW_* */
+    int *write_to;                  /* per step: the permute step whose output it writes (views.c), or -1 */
     tc_cuda_graph_variant var[TC_CUDA_GRAPHS_PER_SHAPE_SET];
 } tc_cuda_shape_set;
 
@@ -222,6 +223,9 @@ struct tc_cuda_exec {
      * skip or gather itself; per value, every reader takes a strided tensor */
     bool *step_view;
     bool *strided_ok;
+    /* attention steps whose output only a permute reads: the permute's step (write_to) and back
+     * (written_by), -1 elsewhere; the shape set's plan decides whether it happens */
+    int *write_to, *written_by;
 };
 
 #define TC_CUDA_FLAG_MSG 160 /* bytes per error-word message */

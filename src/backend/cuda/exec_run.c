@@ -94,8 +94,16 @@ static tc_status plan_set(tc_cuda_exec *x, tc_cuda_shape_set *s, uint64_t hash, 
             size_t size = tc_cuda_round_up(nbytes_of(&x->vals[v->id]), TC_CUDA_ALIGN);
             if (x->out_first[v->id] >= 0 || size == 0) continue;
             if (s->views[v->id].src >= 0 && !s->views[v->id].own) continue; /* no memory of its own */
+            if (s->offs[v->id] != SIZE_MAX) continue; /* placed where an earlier step writes it */
             int end = hold[v->id] < si ? si : hold[v->id];
             s->offs[v->id] = tc_live_place(blocks, &nb, size, si, end, &total);
+        }
+        if (s->write_to[si] >= 0) { /* this step writes a later permute's output: its memory starts here */
+            const tc_node *pn = g->nodes.items[e->steps[s->write_to[si]].node];
+            const tc_value *p = pn->outputs[0];
+            size_t size = tc_cuda_round_up(nbytes_of(&x->vals[p->id]), TC_CUDA_ALIGN);
+            int end = hold[p->id] < si ? si : hold[p->id];
+            if (size) s->offs[p->id] = tc_live_place(blocks, &nb, size, si, end, &total);
         }
     }
     free(blocks);

@@ -8,7 +8,10 @@
  *   - any other view is gathered once from the memory at the start of its chain (the root), so a
  *     chain of permutes and reshapes costs one copy, not one per node.
  * A view whose own kernel must run (an op or a case the stride rules do not cover) needs its input
- * in memory; when that input was virtual it is gathered instead, and the plan is made again. */
+ * in memory; when that input was virtual it is gathered instead, and the plan is made again.
+ * The other way round, attention whose output only a permute reads writes that permute's result
+ * directly (its output is a strided view of the permute's memory), as exported multi-head
+ * attention transposes the heads back ([B, H, L, D] -> [B, L, H, D] or [L, B, H, D]). */
 #include "backend/cuda/exec_internal.h"
 #include "backend/cuda/kernels/shape.h"
 #include "core/dtype.h"
@@ -37,11 +40,15 @@ tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err) {
     int nn = g->nodes.n, nv = g->values.n;
     x->step_view = calloc((size_t)e->n_steps + 1, sizeof *x->step_view);
     x->strided_ok = calloc((size_t)nv + 1, sizeof *x->strided_ok);
+    x->write_to = calloc((size_t)e->n_steps + 1, sizeof *x->write_to);
+    x->written_by = calloc((size_t)e->n_steps + 1, sizeof *x->written_by);
     int *step_of = malloc(((size_t)nn + 1) * sizeof *step_of);
-    if (!x->step_view || !x->strided_ok || !step_of) {
-        free(step_of);
+    int *readers = calloc((size_t)nv + 1, sizeof *readers);
+    if (!x->step_view || !x->strided_ok || !x->write_to || !x->written_by || !step_of || !readers) {
+        free(step_of), free(readers);
         return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     }
+    for (int si = 0; si < e->n_steps; si++) x->write_to[si] = x->written_by[si] = -1;
     for (int i = 0; i < nn; i++) step_of[i] = -1;
     for (int si = 0; si < e->n_steps; si++) {
         const tc_cuda_step *s = &e->steps[si];
@@ -63,9 +70,29 @@ tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err) {
             if (!v) continue;
             bool ok = si >= 0 && ((view_reader && k == 0) || strided_reader(n, v));
             if (!ok) x->strided_ok[v->id] = false;
+            readers[v->id]++;
         }
     }
+    /* attention whose output only one permute reads, and neither is a graph output */
+    for (int i = 0; i < nn && e->views_mode; i++) {
+        const tc_node *p = g->nodes.items[i];
+        int sp = step_of[i];
+        if (p->op != TC_OP_PERMUTE || sp < 0 || !x->step_view[sp] || p->n_inputs < 1) continue;
+        const tc_value *o = p->inputs[0];
+        if (o->kind != TC_VALUE_NODE || readers[o->id] != 1) continue;
+        const tc_node *a = o->producer;
+        int sa = a ? step_of[a->id] : -1;
+        bool outs_ok = true;
+        for (int k = 0; k < g->outputs.n; k++) {
+            const tc_value *v = g->outputs.items[k];
+            outs_ok = outs_ok && v != o && v != p->outputs[0];
+        }
+        if (sa < 0 || a->op != TC_OP_SDPA || a->n_outputs != 1 || !outs_ok) continue;
+        x->write_to[sa] = sp;
+        x->written_by[sp] = sa;
+    }
     free(step_of);
+    free(readers);
     return TC_OK;
 }
 
@@ -77,14 +104,50 @@ static void contiguous(int rank, const int64_t *dims, int64_t *st) {
     }
 }
 
+/* Step sa (attention) writing the permute of step x->write_to[sa] through: when the permute's
+ * arguments hold for these sizes, the attention output o becomes a strided view of the permute's
+ * output p, o[i] at sum i_d S[d] with S[perm[k]] = p's contiguous stride k. */
+static void write_through(tc_cuda_exec *x, tc_cuda_shape_set *s, int sa) {
+    const tc_graph *g = x->g;
+    int sp = x->write_to[sa];
+    const tc_node *pn = g->nodes.items[x->e->steps[sp].node];
+    const tc_value *o = pn->inputs[0], *p = pn->outputs[0];
+    const tc_cuda_tensor *to = &x->vals[o->id], *tp = &x->vals[p->id];
+    int r = to->rank;
+    if (r != tp->rank || r > TC_MAX_RANK || to->numel == 0 || to->dtype != tp->dtype) return;
+    int64_t perm[TC_MAX_RANK];
+    if (tc_node_ints_eval(g, pn, 1, x->symvals, perm, TC_MAX_RANK) != r) return;
+    bool seen[TC_MAX_RANK] = {false};
+    for (int k = 0; k < r; k++) {
+        if (perm[k] < 0) perm[k] += r;
+        if (perm[k] < 0 || perm[k] >= r || seen[perm[k]] || tp->dims[k] != to->dims[perm[k]]) return;
+        seen[perm[k]] = true;
+    }
+    int64_t ps[TC_MAX_RANK];
+    contiguous(r, tp->dims, ps);
+    tc_cuda_view_plan *vo = &s->views[o->id];
+    for (int k = 0; k < r; k++) vo->strides[perm[k]] = ps[k];
+    vo->src = p->id;
+    vo->own = false;
+    vo->base = 0;
+    vo->contiguous = tc_shape_is_contiguous(r, to->dims, vo->strides);
+    s->write_to[sa] = sp;
+}
+
 /* One pass over the steps; true when it found a virtual value that must be gathered after all. */
 static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
     const tc_cuda_engine *e = x->e;
     const tc_graph *g = x->g;
     bool again = false;
     for (int i = 0; i < g->values.n; i++) s->views[i].src = -1;
+    for (int si = 0; si < e->n_steps; si++) s->write_to[si] = -1;
     for (int si = 0; si < e->n_steps; si++) {
         s->step_mode[si] = TC_CUDA_VIEW_RUN;
+        if (x->write_to[si] >= 0) write_through(x, s, si);
+        if (x->written_by[si] >= 0 && s->write_to[x->written_by[si]] == si) {
+            s->step_mode[si] = TC_CUDA_VIEW_SKIP; /* its input wrote its memory: the value has it */
+            continue;
+        }
         if (!x->step_view[si]) continue;
         const tc_node *n = g->nodes.items[e->steps[si].node];
         const tc_value *u = n->inputs[0], *y = n->outputs[0];
@@ -129,8 +192,9 @@ tc_status tc_cuda_views_plan(tc_cuda_exec *x, tc_cuda_shape_set *s, tc_error *er
     int nv = x->g->values.n;
     s->views = calloc((size_t)nv + 1, sizeof *s->views);
     s->step_mode = calloc((size_t)x->e->n_steps + 1, sizeof *s->step_mode);
+    s->write_to = calloc((size_t)x->e->n_steps + 1, sizeof *s->write_to);
     bool *force = calloc((size_t)nv + 1, sizeof *force);
-    if (!s->views || !s->step_mode || !force) {
+    if (!s->views || !s->step_mode || !s->write_to || !force) {
         free(force);
         return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     }
