@@ -131,7 +131,9 @@ def test_f32_passes_compute_what_the_original_computes(name, model_dir):
     man = export_models.export_one(name, model_dir)
     path = Path(man["dir"]) / man["model"]
     orig, opt = Imported(path), optimize(Imported(path))
-    assert lib.tc_graph_num_nodes(opt.ptr) <= lib.tc_graph_num_nodes(orig.ptr)
+    # the passes only remove nodes, except patch_conv: one convolution becomes five nodes
+    patched = ops_of(orig).count("convolution") - ops_of(opt).count("convolution")
+    assert lib.tc_graph_num_nodes(opt.ptr) <= lib.tc_graph_num_nodes(orig.ptr) + 4 * patched
     assert io_dtypes(opt) == io_dtypes(orig)
     for ci in range(len(man["cases"])):  # cnn_dynamic_batch has several batch sizes
         ins, refs = load_case(man, ci)
