@@ -9,6 +9,7 @@
 void tc_pass_options_init(tc_pass_options *o) {
     memset(o, 0, sizeof *o);
     o->dce = true;
+    o->identity = true;
     o->fold_constants = true;
     o->fold_batchnorm = true;
     o->attention_masks = true;
@@ -73,6 +74,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
                          tc_dtype_name(o.precision));
     const pass list[] = {
         {"dce", o.dce ? tc_pass_dce : NULL},
+        {"identity", o.identity ? tc_pass_identity : NULL},
         {"fold_constants", o.fold_constants ? tc_pass_fold_constants : NULL},
         {"fold_batchnorm", o.fold_batchnorm ? tc_pass_fold_batchnorm : NULL},
         {"attention_masks", o.attention_masks ? tc_pass_attention_masks : NULL},

@@ -12,6 +12,7 @@
 
 typedef struct tc_pass_options {
     bool dce;              /* dead-code elimination */
+    bool identity;         /* readers of identity nodes (alias, same-shape views, dropout's clone) read their input */
     bool fold_constants;   /* evaluate nodes whose inputs are all constants on the CPU backend */
     bool fold_batchnorm;   /* fold inference batch norm into the convolution before it */
     bool attention_masks;  /* drop constant attention masks that mask nothing */
@@ -22,11 +23,11 @@ typedef struct tc_pass_options {
     FILE *log;             /* where verbose lines go; NULL = stderr */
 } tc_pass_options;
 
-/* dce, fold_constants, fold_batchnorm, attention_masks, patch_conv on; precision TC_F32; quiet. */
+/* dce, identity, fold_constants, fold_batchnorm, attention_masks, patch_conv on; precision TC_F32; quiet. */
 void tc_pass_options_init(tc_pass_options *o);
 
-/* Runs the enabled passes in order: dce, fold_constants, fold_batchnorm, attention_masks, patch_conv,
- * precision, dce.
+/* Runs the enabled passes in order: dce, identity, fold_constants, fold_batchnorm, attention_masks,
+ * patch_conv, precision, dce.
  * Takes over the caller's reference to *g: on success *g is the optimized graph (which keeps
  * the graphs it came from alive, so borrowed constants stay valid) and the caller frees that one;
  * a pass that changes nothing leaves *g as it was. On error *g is unchanged and still the
@@ -37,6 +38,9 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *o, tc_error *err);
 typedef tc_status (*tc_pass_fn)(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
 /* Removes nodes none of whose outputs reach a graph output, and constants nothing reads. */
 tc_status tc_pass_dce(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
+/* Identity nodes (alias, detach, lift_fresh_copy, views and _to_copy that change nothing, clone or
+ * contiguous of a computed tensor) disappear: their readers read the input. */
+tc_status tc_pass_identity(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
 /* Replaces every node whose tensor inputs are all constants (and whose int arguments and output
  * shapes are not symbolic) by constants computed with the CPU kernels, up to o->fold_max_bytes
  * per node and not when that would blow a small constant up into a large one (expand, repeat). */

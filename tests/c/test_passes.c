@@ -576,6 +576,53 @@ static void test_patch_conv_becomes_a_matrix_product(void) {
     tc_graph_free(og);
 }
 
+/* x -> mm -> clone -> add(r) -> alias -> view (same shape) -> output, and x -> t -> clone -> output:
+ * the first chain's identities go, the clone that makes the transpose contiguous stays. */
+static void test_identity_nodes_are_dropped(void) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t xd[2] = {3, 4}, wd[2] = {4, 4}, rd[2] = {3, 4};
+    float W[16], xin[12], rin[12];
+    for (int i = 0; i < 16; i++) W[i] = (float)(i % 5) - 2;
+    for (int i = 0; i < 12; i++) xin[i] = (float)i / 4, rin[i] = (float)(i % 3);
+    tc_value_t *x, *r, *cw;
+    tc_graph_add_input(g, "x", TC_F32, 2, xd, &x);
+    tc_graph_add_input(g, "r", TC_F32, 2, rd, &r);
+    tc_graph_add_constant(g, "W", TC_F32, 2, wd, W, TC_CONSTANT_COPY, &cw);
+    tc_value_t *mm = node1(g, "mm", "mm", 2, (tc_arg[]){T(x), T(cw)});
+    tc_value_t *drop = node1(g, "clone", "dropout", 1, (tc_arg[]){T(mm)});
+    tc_value_t *add = node1(g, "add.Tensor", "add", 2, (tc_arg[]){T(drop), T(r)});
+    tc_value_t *al = node1(g, "alias", "alias", 1, (tc_arg[]){T(add)});
+    tc_value_t *v = node1(g, "view", "same", 2, (tc_arg[]){T(al), IS(rd, 2)});
+    tc_graph_mark_output(g, v, "y");
+    tc_value_t *tt = node1(g, "t", "t", 1, (tc_arg[]){T(x)});
+    tc_graph_mark_output(g, node1(g, "clone", "contig", 1, (tc_arg[]){T(tt)}), "xt");
+    tc_pass_options o;
+    tc_pass_options_init(&o);
+    tc_graph_t *og = optimize(g, &o);
+    CHECK(og != NULL);
+    if (!og) return;
+    CHECK_MSG(count_op(og, "clone") == 1 && count_op(og, "alias") == 0 && count_op(og, "view") == 0,
+              "%d clones, %d aliases, %d views", count_op(og, "clone"), count_op(og, "alias"), count_op(og, "view"));
+    tc_tensor in[2] = {{TC_F32, 2, {3, 4}, xin}, {TC_F32, 2, {3, 4}, rin}};
+    float out[12];
+    CHECK(run_f32(og, 2, in, 0, out, 12) == 12);
+    bool same = true;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) {
+            float s = rin[i * 4 + j];
+            for (int k = 0; k < 4; k++) s += xin[i * 4 + k] * W[k * 4 + j];
+            same = same && fabsf(out[i * 4 + j] - s) < 1e-5f;
+        }
+    CHECK(same);
+    CHECK(run_f32(og, 2, in, 1, out, 12) == 12);
+    same = true;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) same = same && out[i * 3 + j] == xin[j * 4 + i];
+    CHECK(same);
+    tc_graph_free(og);
+}
+
 int main(void) {
     test_dce_removes_unused_nodes_and_constants();
     test_fold_constants_folds_weight_only_chains();
@@ -583,6 +630,7 @@ int main(void) {
     test_fold_batchnorm_into_conv();
     test_attention_masks_that_mask_nothing_are_dropped();
     test_patch_conv_becomes_a_matrix_product();
+    test_identity_nodes_are_dropped();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();
