@@ -93,10 +93,42 @@ __global__ void transpose_kernel(const U *in, U *out, int64_t batch, int64_t row
             }
 }
 
+/* One side of at most kThin elements (an RGB image's channels): a thread moves one whole line
+ * across the thin side, so reads (THIN_ROWS: the thin side is the rows) or writes are coalesced
+ * and no thread idles, where a 32x32 tile would leave most of its threads without work. */
+constexpr int64_t kThin = 8;
+
+template <typename U, bool THIN_ROWS>
+__global__ void transpose_thin_kernel(const U *__restrict__ in, U *__restrict__ out, int64_t batch, int64_t rows,
+                                      int64_t cols)
+{
+    const int64_t wide = THIN_ROWS ? cols : rows, thin = THIN_ROWS ? rows : cols, plane = rows * cols;
+    const int64_t n = batch * wide;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t b = i / wide, w = i - b * wide;
+        const U *ib = in + b * plane;
+        U *ob = out + b * plane;
+        for (int64_t t = 0; t < thin; t++) {
+            if (THIN_ROWS) ob[w * thin + t] = ib[t * wide + w]; /* in [thin, wide] -> out [wide, thin] */
+            else ob[t * wide + w] = ib[w * thin + t];           /* in [wide, thin] -> out [thin, wide] */
+        }
+    }
+}
+
 template <typename U>
 tc_status transpose_t(const void *in, void *out, int64_t batch, int64_t rows, int64_t cols, cudaStream_t s,
                       tc_error *err)
 {
+    if (rows <= kThin || cols <= kThin) {
+        const int64_t wide = rows <= kThin ? cols : rows;
+        if (rows <= kThin)
+            transpose_thin_kernel<U, true><<<blocks_for(batch * wide), kThreads, 0, s>>>(
+                static_cast<const U *>(in), static_cast<U *>(out), batch, rows, cols);
+        else
+            transpose_thin_kernel<U, false><<<blocks_for(batch * wide), kThreads, 0, s>>>(
+                static_cast<const U *>(in), static_cast<U *>(out), batch, rows, cols);
+        return launched("tc_cuda_transpose_batched", err);
+    }
     const int64_t tr = (rows + kTile - 1) / kTile, tc = (cols + kTile - 1) / kTile;
     dim3 grid((unsigned)(tc < 65535 ? tc : 65535), (unsigned)(tr < 65535 ? tr : 65535),
               (unsigned)(batch < 65535 ? batch : 65535));

@@ -573,15 +573,23 @@ __global__ void bcast_generic(const tc_cuda_bcast b)
 }
 
 /* How bcast_fast reads an operand: one value for all, its own element, one value per row of
- * `inner` elements (a per-channel gate [N, C, 1, 1] of [N, C, H, W]), or the row's position (a
- * bias [W] of [.., W]). */
-enum { OPD_SCALAR = 0, OPD_FULL = 1, OPD_ROW = 2, OPD_COL = 3 };
+ * `inner` elements (a per-channel gate [N, C, 1, 1] of [N, C, H, W]), the row's position (a
+ * bias [W] of [.., W]), or for a rank-3 op [outer, mid, inner] one row of `inner` per outer
+ * index (the same gate of a channels-last [N, H*W, C]). */
+enum { OPD_SCALAR = 0, OPD_FULL = 1, OPD_ROW = 2, OPD_COL = 3, OPD_GATE = 4 };
 
 __host__ __device__ inline int operand_kind(const tc_cuda_bcast &b, int k)
 {
     const tc_cuda_operand &o = b.in[k];
     if (!o.data) return OPD_SCALAR;
     if (b.rank == 1) return o.strides[0] == 0 ? OPD_SCALAR : o.strides[0] == 1 ? OPD_FULL : -1;
+    if (b.rank == 3) {
+        const int64_t t0 = o.strides[0], t1 = o.strides[1], t2 = o.strides[2];
+        if (t0 == 0 && t1 == 0 && t2 == 0) return OPD_SCALAR;
+        if (t0 == b.dims[1] * b.dims[2] && t1 == b.dims[2] && t2 == 1) return OPD_FULL;
+        if (t0 == b.dims[2] && t1 == 0 && t2 == 1) return OPD_GATE;
+        return -1;
+    }
     if (b.rank != 2) return -1;
     const int64_t s0 = o.strides[0], s1 = o.strides[1];
     if (s0 == 0 && s1 == 0) return OPD_SCALAR;
@@ -593,15 +601,16 @@ __host__ __device__ inline int operand_kind(const tc_cuda_bcast &b, int k)
 
 /* Operands of one float dtype T (no rounding step needed) that are contiguous with the output's
  * shape, a single element (a Scalar or a one-element tensor, read once per thread), or, for a
- * rank-2 op [outer, inner], one value per row or per column. TO is T, or uint8_t (bool) for
- * comparisons. vec: 16-byte packs, which needs inner % V == 0 when any operand is per row or
- * per column. */
+ * rank-2 op [outer, inner], one value per row or per column, or for a rank-3 op [outer, mid,
+ * inner] one row per outer index (OPD_GATE). TO is T, or uint8_t (bool) for comparisons. vec:
+ * 16-byte packs, which needs inner % V == 0 when any operand is per row, per column or a gate. */
 template <typename T, typename TO, int OP, int NIN>
 __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
 {
     constexpr int V = 16 / sizeof(T);
     const int64_t n = b.numel;
-    const int64_t inner = b.rank == 2 ? b.dims[1] : 1;
+    const int64_t inner = b.rank == 3 ? b.dims[2] : b.rank == 2 ? b.dims[1] : 1;
+    const int64_t plane = b.rank == 3 ? b.dims[1] * b.dims[2] : 1;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     float sv[3] = {0, 0, 0};
@@ -629,7 +638,10 @@ __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
 #pragma unroll
                     for (int j = 0; j < V; j++) x[k][j] = r;
                 } else if (k < NIN && !sc[k]) {
-                    const int64_t at = kind[k] == OPD_COL ? (i * V % inner) / V : i;
+                    const int64_t e = i * V; /* V elements of one row */
+                    const int64_t at = kind[k] == OPD_COL    ? (e % inner) / V
+                                       : kind[k] == OPD_GATE ? ((e / plane) * inner + e % inner) / V
+                                                             : i;
                     const tcd::pack<T, V> pk = reinterpret_cast<const tcd::pack<T, V> *>(src[k])[at];
 #pragma unroll
                     for (int j = 0; j < V; j++) x[k][j] = tcd::to_f(pk.v[j]);
@@ -650,7 +662,10 @@ __global__ void bcast_fast(const tc_cuda_bcast b, bool vec)
 #pragma unroll
         for (int k = 0; k < 3; k++) {
             if (k >= NIN || sc[k]) x[k] = sv[k];
-            else x[k] = tcd::to_f(src[k][kind[k] == OPD_ROW ? i / inner : kind[k] == OPD_COL ? i % inner : i]);
+            else x[k] = tcd::to_f(src[k][kind[k] == OPD_ROW    ? i / inner
+                                         : kind[k] == OPD_COL  ? i % inner
+                                         : kind[k] == OPD_GATE ? (i / plane) * inner + i % inner
+                                                               : i]);
         }
         out[i] = tcd::from_f<TO>(fapply<float>(OP, x[0], x[1], x[2], alpha, b.qround));
     }
@@ -661,8 +676,9 @@ bool is_pred(int op) { return op >= TC_CUDA_B_EQ && op <= TC_CUDA_B_LXOR; }
 /* The dtype of the fast path, or -1 when the op needs the general kernel. */
 int fast_dtype(const tc_cuda_bcast &b)
 {
-    if (b.dom != TC_CUDA_DOM_F32 || b.rank > 2 || b.op == TC_CUDA_B_WHERE) return -1;
-    if (b.rank == 2 && b.dims[1] < 1) return -1;
+    if (b.dom != TC_CUDA_DOM_F32 || b.rank > 3 || b.op == TC_CUDA_B_WHERE) return -1;
+    if (b.rank >= 2 && b.dims[b.rank - 1] < 1) return -1;
+    if (b.rank == 3 && b.dims[1] < 1) return -1;
     if (b.op > TC_CUDA_B_GE && b.op != TC_CUDA_B_CLAMP) return -1;
     int t = -1;
     for (int k = 0; k < b.nin; k++) {
@@ -687,8 +703,9 @@ void fast_launch(const tc_cuda_bcast &b, cudaStream_t s)
     bool vec = tcd::aligned(b.out, sizeof(TO) * V);
     for (int k = 0; k < b.nin; k++) {
         const int kind = operand_kind(b, k);
-        if (kind == OPD_FULL || kind == OPD_COL) vec = vec && tcd::aligned(b.in[k].data, 16);
+        if (kind == OPD_FULL || kind == OPD_COL || kind == OPD_GATE) vec = vec && tcd::aligned(b.in[k].data, 16);
         if (kind == OPD_ROW || kind == OPD_COL) vec = vec && b.dims[1] % V == 0;
+        if (kind == OPD_GATE) vec = vec && b.dims[2] % V == 0;
     }
     const int blocks = tcd::blocks_for(vec ? b.numel / V + b.numel % V : b.numel);
     if (b.nin == 3) bcast_fast<T, TO, OP, 3><<<blocks, tcd::kThreads, 0, s>>>(b, vec);
