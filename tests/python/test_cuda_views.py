@@ -104,7 +104,7 @@ def test_elementwise_ops_read_strided_views(views):
     y = g.input("y", torch.float32, [L * B, E])
     x = g.input("x", torch.float32, [B, L, E])
     back = g.node("permute", g.node("view", y, [L, B, E]), [1, 0, 2])       # [B, L, E], strided
-    s = g.node("add.Tensor", x, back)
+    s = g.node("add.Tensor", x, g.node("clone", back))  # eval-mode dropout: the clone stays a view
     c = g.input("c", torch.bool, [E, L])
     neg = g.constant("neg", torch.full((1,), -1.0))
     w = g.node("where.self", g.node("t", c), g.node("select.int", x, 0, 1), neg)  # [L, E]

@@ -144,6 +144,7 @@ typedef struct tc_cuda_graph_variant {
  * alias when contiguous, else a strided view that only strided readers see). */
 typedef struct tc_cuda_view_plan {
     int src;
+    int anchor; /* views.c: the nearest non-contiguous clone up a virtual view's chain, or -1 */
     bool own, contiguous;
     int64_t base;
     int64_t strides[TC_MAX_RANK];

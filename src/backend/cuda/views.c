@@ -8,7 +8,10 @@
  *   - any other view is gathered once from the memory at the start of its chain (the root), so a
  *     chain of permutes and reshapes costs one copy, not one per node.
  * A view whose own kernel must run (an op or a case the stride rules do not cover) needs its input
- * in memory; when that input was virtual it is gathered instead, and the plan is made again.
+ * in memory; when that input was virtual it is gathered instead, at the nearest clone or
+ * contiguous of the model up its chain when there is one (MultiheadAttention's packed projection:
+ * one copy rather than one per head group), and the plan is made again. A clone that nothing
+ * needs in memory stays a view (eval-mode dropout after a transpose).
  * The other way round, attention whose output only a permute reads writes that permute's result
  * directly (its output is a strided view of the permute's memory), as exported multi-head
  * attention transposes the heads back ([B, H, L, D] -> [B, L, H, D] or [L, B, H, D]). */
@@ -139,7 +142,7 @@ static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
     const tc_cuda_engine *e = x->e;
     const tc_graph *g = x->g;
     bool again = false;
-    for (int i = 0; i < g->values.n; i++) s->views[i].src = -1;
+    for (int i = 0; i < g->values.n; i++) s->views[i].src = s->views[i].anchor = -1;
     for (int si = 0; si < e->n_steps; si++) s->write_to[si] = -1;
     for (int si = 0; si < e->n_steps; si++) {
         s->step_mode[si] = TC_CUDA_VIEW_RUN;
@@ -156,7 +159,7 @@ static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
         bool u_virtual = vu->src >= 0 && !vu->own; /* an alias or a strided view: no memory of its own */
         int64_t xs[TC_MAX_RANK], base = 0;
         int root = u->id;
-        bool ok = tu->dtype == ty->dtype && !tu->nhwc && !ty->nhwc && tu->numel > 0 && ty->numel == tu->numel &&
+        bool ok = tu->dtype == ty->dtype && !tu->nhwc && !ty->nhwc && tu->numel > 0 && ty->numel > 0 &&
                   ty->rank >= 1 && tu->rank <= TC_MAX_RANK && ty->rank <= TC_MAX_RANK;
         if (ok && u_virtual) {
             root = vu->src, base = vu->base;
@@ -166,17 +169,23 @@ static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
         }
         int64_t ys[TC_MAX_RANK], ybase = 0;
         ok = ok && tc_shape_strided_view(g, n, x->symvals, tu->rank, tu->dims, xs, base, ty->rank, ty->dims, ys, &ybase);
-        if (!ok) { /* the node's kernel runs: its input must be in memory */
-            if (u_virtual && !vu->contiguous) force[u->id] = again = true;
+        if (!ok) {
+            /* the node's kernel runs: its input must be in memory, gathered at the model's own
+             * clone (or contiguous) up the chain if there is one, else where it is */
+            if (u_virtual && !vu->contiguous) {
+                int at = vu->anchor >= 0 ? vu->anchor : u->id;
+                if (!force[at]) force[at] = again = true;
+            }
             continue;
         }
         vy->src = root;
         vy->base = ybase;
         memcpy(vy->strides, ys, sizeof ys);
         vy->contiguous = tc_shape_is_contiguous(ty->rank, ty->dims, ys);
+        bool clone = n->op == TC_OP_CLONE || n->op == TC_OP_CONTIGUOUS;
+        vy->anchor = clone && !vy->contiguous ? y->id : u_virtual ? vu->anchor : -1;
         bool is_out = x->out_first[y->id] >= 0;
-        bool keep_virtual = !vy->contiguous && !force[y->id] && x->strided_ok[y->id] && n->op != TC_OP_CLONE &&
-                            n->op != TC_OP_CONTIGUOUS;
+        bool keep_virtual = !vy->contiguous && !force[y->id] && x->strided_ok[y->id];
         if (!is_out && (vy->contiguous || keep_virtual)) {
             vy->own = false;
             s->step_mode[si] = TC_CUDA_VIEW_SKIP;
