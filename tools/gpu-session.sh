@@ -16,7 +16,8 @@
 # .pt2 stem: build an f16 engine file, bench it, run it in two new processes and compare the outputs
 # byte for byte, into roundtrip.txt),
 # BUILD_DIR (default /tmp/tensorc-gpu-build), TENSORC_COMMIT (the commit to record: the device copy's
-# .git may not match its files, so give it from here, e.g. TENSORC_COMMIT=$(git rev-parse --short HEAD)).
+# .git may not match its files, so write the hash of the local checkout itself; a $(git rev-parse)
+# in the device command runs on the device and records its stale base).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${1:-${OUT:-gpu-session}}
