@@ -4,6 +4,24 @@
 
 #include <string.h>
 
+const int tc_broadcast_ops[] = {
+    TC_OP_ADD_TENSOR, TC_OP_ADD_SCALAR, TC_OP_SUB_TENSOR, TC_OP_SUB_SCALAR, TC_OP_MUL_TENSOR, TC_OP_MUL_SCALAR,
+    TC_OP_DIV_TENSOR, TC_OP_DIV_SCALAR, TC_OP_DIV_TENSOR_MODE, TC_OP_DIV_SCALAR_MODE, TC_OP_POW_TENSOR_SCALAR,
+    TC_OP_POW_TENSOR_TENSOR, TC_OP_POW_SCALAR, TC_OP_MAXIMUM, TC_OP_MINIMUM, TC_OP_REMAINDER_TENSOR,
+    TC_OP_REMAINDER_SCALAR, TC_OP_EQ_TENSOR, TC_OP_EQ_SCALAR, TC_OP_NE_TENSOR, TC_OP_NE_SCALAR, TC_OP_LT_TENSOR,
+    TC_OP_LT_SCALAR, TC_OP_LE_TENSOR, TC_OP_LE_SCALAR, TC_OP_GT_TENSOR, TC_OP_GT_SCALAR, TC_OP_GE_TENSOR,
+    TC_OP_GE_SCALAR, TC_OP_LOGICAL_AND, TC_OP_LOGICAL_OR, TC_OP_LOGICAL_XOR, TC_OP_BITWISE_AND_TENSOR,
+    TC_OP_BITWISE_AND_SCALAR, TC_OP_BITWISE_OR_TENSOR, TC_OP_BITWISE_OR_SCALAR, TC_OP_BITWISE_XOR_TENSOR,
+    TC_OP_BITWISE_XOR_SCALAR, TC_OP_WHERE_SELF, TC_OP_CLAMP, TC_OP_CLAMP_TENSOR, TC_OP_CLAMP_MIN,
+    TC_OP_CLAMP_MAX};
+const int tc_n_broadcast_ops = (int)(sizeof tc_broadcast_ops / sizeof tc_broadcast_ops[0]);
+
+bool tc_op_is_broadcast(int op) {
+    for (int i = 0; i < tc_n_broadcast_ops; i++)
+        if (tc_broadcast_ops[i] == op) return true;
+    return false;
+}
+
 tc_status tc_infer_unary(tc_infer_ctx *c) {
     const tc_value *x = tc_node_tensor(c->node, 0);
     tc_infer_set(c, 0, x->dtype, x->rank, x->dims);

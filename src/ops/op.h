@@ -99,6 +99,12 @@ bool tc_infer_broadcast(tc_infer_ctx *c, int ra, const tc_dim *a, int rb, const 
 /* Lower and upper bound of a dim; constant dims give themselves. */
 void tc_infer_range(tc_infer_ctx *c, tc_dim d, int64_t *min, int64_t *max);
 
+/* The broadcasting elementwise ops (binary and ternary, PyTorch's broadcasting and promotion;
+ * ops/elementwise.c): every backend runs them on one broadcasting kernel. */
+extern const int tc_broadcast_ops[];
+extern const int tc_n_broadcast_ops;
+bool tc_op_is_broadcast(int op);
+
 /* PyTorch type promotion over tensors (dim>0 and 0-dim) and wrapped scalars. */
 typedef struct tc_promote {
     tc_dtype dim_result, zero_result, wrapped_result;

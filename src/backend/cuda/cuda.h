@@ -213,9 +213,6 @@ void tc_cuda_exec_get_stats(const tc_cuda_exec *x, tc_cuda_exec_stats *out);
 /* y += r elementwise (same dims, dtype and layout), computed in f32 and rounded once, as
  * add.Tensor: a fused step's residual that its library call could not take (elementwise.c). */
 tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r);
-/* Whether op runs on the broadcasting elementwise kernel (elementwise.c), which reads any tensor
- * operand through strides (tc_cuda_tensor.strides). */
-bool tc_cuda_broadcast_op(int op);
 /* The engine's device ordinal. */
 int tc_cuda_engine_device(const tc_cuda_engine *e);
 

@@ -293,28 +293,11 @@ tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cu
     return relabel(c, tc_cuda_broadcast(&a, c->stream, c->err));
 }
 
-static const int bcast_ops[] = {
-    TC_OP_ADD_TENSOR, TC_OP_ADD_SCALAR, TC_OP_SUB_TENSOR, TC_OP_SUB_SCALAR, TC_OP_MUL_TENSOR, TC_OP_MUL_SCALAR,
-    TC_OP_DIV_TENSOR, TC_OP_DIV_SCALAR, TC_OP_DIV_TENSOR_MODE, TC_OP_DIV_SCALAR_MODE, TC_OP_POW_TENSOR_SCALAR,
-    TC_OP_POW_TENSOR_TENSOR, TC_OP_POW_SCALAR, TC_OP_MAXIMUM, TC_OP_MINIMUM, TC_OP_REMAINDER_TENSOR,
-    TC_OP_REMAINDER_SCALAR, TC_OP_EQ_TENSOR, TC_OP_EQ_SCALAR, TC_OP_NE_TENSOR, TC_OP_NE_SCALAR, TC_OP_LT_TENSOR,
-    TC_OP_LT_SCALAR, TC_OP_LE_TENSOR, TC_OP_LE_SCALAR, TC_OP_GT_TENSOR, TC_OP_GT_SCALAR, TC_OP_GE_TENSOR,
-    TC_OP_GE_SCALAR, TC_OP_LOGICAL_AND, TC_OP_LOGICAL_OR, TC_OP_LOGICAL_XOR, TC_OP_BITWISE_AND_TENSOR,
-    TC_OP_BITWISE_AND_SCALAR, TC_OP_BITWISE_OR_TENSOR, TC_OP_BITWISE_OR_SCALAR, TC_OP_BITWISE_XOR_TENSOR,
-    TC_OP_BITWISE_XOR_SCALAR, TC_OP_WHERE_SELF, TC_OP_CLAMP, TC_OP_CLAMP_TENSOR, TC_OP_CLAMP_MIN,
-    TC_OP_CLAMP_MAX};
-
-bool tc_cuda_broadcast_op(int op) {
-    for (size_t i = 0; i < sizeof bcast_ops / sizeof bcast_ops[0]; i++)
-        if (bcast_ops[i] == op) return true;
-    return false;
-}
-
 void tc_cuda_register_elementwise(tc_cuda_kernel *t) {
     static const int unary_ops[] = {TC_OP_ABS,   TC_OP_NEG,   TC_OP_EXP,         TC_OP_LOG,   TC_OP_SQRT,
                                     TC_OP_RSQRT, TC_OP_RECIPROCAL, TC_OP_SIN,    TC_OP_COS,   TC_OP_TANH,
                                     TC_OP_ERF,   TC_OP_FLOOR, TC_OP_CEIL,        TC_OP_ROUND, TC_OP_SIGN,
                                     TC_OP_LOGICAL_NOT, TC_OP_ISNAN, TC_OP_BITWISE_NOT};
     for (size_t i = 0; i < sizeof unary_ops / sizeof unary_ops[0]; i++) t[unary_ops[i]] = cuda_unary;
-    for (size_t i = 0; i < sizeof bcast_ops / sizeof bcast_ops[0]; i++) t[bcast_ops[i]] = cuda_broadcast;
+    for (int i = 0; i < tc_n_broadcast_ops; i++) t[tc_broadcast_ops[i]] = cuda_broadcast;
 }

@@ -26,7 +26,7 @@
 /* Readers that take a strided tensor: attention's query, key and value (not its mask), and every
  * tensor operand of the broadcasting elementwise ops. */
 static bool strided_reader(const tc_node *n, const tc_value *v) {
-    if (tc_cuda_broadcast_op(n->op)) return true;
+    if (tc_op_is_broadcast(n->op)) return true; /* elementwise.c reads any operand through strides */
     if (n->op != TC_OP_SDPA) return false;
     bool any = false;
     for (int k = 0; k < n->n_inputs; k++) {
