@@ -3,17 +3,37 @@ chains of view-like nodes run as aliases, strided views read by attention, or on
 start of the chain. Every graph here is checked on the GPU against PyTorch applying the same ops
 (view chains over 0, 1, 2, ... are exact) or against the CPU backend (attention), with the
 switch on and off, and with graph outputs, several readers and dynamic shapes in the chain."""
+import ctypes
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import tensorc_ct
 from conformance import assert_matches, randn
-from tensorc_ct import Graph
+from tensorc_ct import Graph, lib
 from test_ops_shape import sym_expr
 
 _why = tensorc_ct.cuda_unavailable_reason()
 needs_cuda = pytest.mark.skipif(_why is not None, reason=f"CUDA view tests: {_why}")
+_has_plan = hasattr(lib, "tc_cuda_describe_views")
+needs_plan = pytest.mark.skipif(not _has_plan, reason="libtensorc was built without the CUDA backend "
+                                "(no tc_cuda_describe_views)")
+if _has_plan:
+    lib.tc_cuda_describe_views.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                           ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
+    lib.tc_cuda_describe_views.restype = ctypes.c_int
+
+
+def describe_views(g):
+    """{step name: what the executor does with it} for the view-like steps of g, and the number of
+    gathers (tc_cuda_describe_views: no GPU needed)."""
+    buf = ctypes.create_string_buffer(65536)
+    skipped, gathers = ctypes.c_int(), ctypes.c_int()
+    st = lib.tc_cuda_describe_views(g.ptr, buf, len(buf), ctypes.byref(skipped), ctypes.byref(gathers))
+    assert st == 0, buf.value.decode()
+    lines = [line.split(": ", 1) for line in buf.value.decode().splitlines()]
+    return {name: what for name, what in lines}, gathers.value
 
 
 @pytest.fixture(params=["on", "off"])
@@ -43,6 +63,60 @@ def mha_reference(qkv, L, B, E):
     H, D = 2, E // 2
     x = qkv.view(L, B, 3, E).unsqueeze(0).permute(3, 1, 2, 0, 4).squeeze(-2).contiguous()
     return [x[i].view(L, B * H, D).permute(1, 0, 2).reshape(B, H, L, D) for i in range(3)], x
+
+
+def mha_graph(L, B, E, packed_output=False):
+    g = Graph()
+    qkv = g.input("qkv", torch.float16, [L, B, 3 * E])
+    (q, k, v), packed = mha_in_proj_chain(g, qkv, L, B, E)
+    o = g.node("scaled_dot_product_attention", q, k, v, name="attn")
+    back = g.node("permute", o, [2, 0, 1, 3], name="back")
+    w = g.constant("w", randn(E, E, seed=2, scale=0.3).half())
+    g.output(g.node("mm", g.node("view", back, [L * B, E], name="rows"), w, name="proj"))
+    if packed_output:
+        g.output(packed)
+    return g
+
+
+@needs_plan
+def test_the_attention_pattern_is_planned_without_copies_but_one():
+    """MultiheadAttention's export at batch 3: the packed projection is gathered once, at the
+    model's clone (merging the batch with the heads across its stride needs memory); q, k and v
+    are aliases and strided views of it that attention reads in place; attention writes the
+    permute after it; the view into the out-projection is an alias."""
+    plan, gathers = describe_views(mha_graph(7, 3, 16))
+    assert gathers == 1, plan
+    assert plan["packed"] == "gather", plan
+    assert plan["attn"] == "writes the permute after it" and plan["back"] == "written by the step before", plan
+    assert plan["rows"] == "alias", plan
+    # every other view-like step (the split's 4 nodes, and select, view, permute, view per part)
+    # runs nothing: all 20 are listed, none runs its own kernel
+    assert len(plan) == 20, plan
+    assert all(what in ("alias", "strided view") for name, what in plan.items() if name.startswith("n")), plan
+    # at batch 1 nothing needs memory: the heads split and merge without crossing a stride
+    plan, gathers = describe_views(mha_graph(7, 1, 16))
+    assert gathers == 0 and plan["packed"] == "strided view", plan
+    # a graph output is gathered into its own buffer
+    plan, gathers = describe_views(mha_graph(7, 1, 16, packed_output=True))
+    assert plan["packed"] == "gather" and gathers == 1, plan
+
+
+@needs_plan
+def test_selects_slices_and_a_dropout_clone_are_views(monkeypatch):
+    g = Graph()
+    x = g.input("x", torch.float16, [4, 6, 8])
+    s = g.node("select.int", x, 0, 1, name="sel")                   # contiguous: an alias
+    sl = g.node("slice.Tensor", x, 2, 0, 8, 2, name="every_other")  # strided
+    t = g.node("permute", x, [1, 0, 2], name="batch_first")
+    c = g.node("clone", t, name="dropout")                          # read by an add: stays strided
+    r = g.input("r", torch.float16, [6, 4, 8])
+    g.output(g.node("neg", s), g.node("mul.Scalar", sl, 2.0), g.node("add.Tensor", r, c))
+    plan, gathers = describe_views(g)
+    assert plan == {"sel": "alias", "every_other": "strided view", "batch_first": "strided view",
+                    "dropout": "strided view"}, plan
+    assert gathers == 0
+    monkeypatch.setenv("TENSORC_CUDA_VIEWS", "0")
+    assert describe_views(g) == ({}, 0)
 
 
 @needs_cuda

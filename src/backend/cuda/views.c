@@ -226,3 +226,89 @@ tc_status tc_cuda_views_gather(tc_cuda_exec *x, int si, tc_error *err) {
     snprintf(msg, sizeof msg, "%s", err->msg);
     return tc_errorf(err, st, "%s on cuda: %s", tc_node_label(n, label, sizeof label), msg);
 }
+
+/* ---- description (no GPU) ------------------------------------------------------------------ */
+
+static const char *mode_text(const tc_cuda_shape_set *s, int si, const tc_cuda_view_plan *vy) {
+    if (s->write_to[si] >= 0) return "writes the permute after it";
+    switch (s->step_mode[si]) {
+    case TC_CUDA_VIEW_SKIP:
+        if (vy->src < 0) return "written by the step before";
+        return vy->contiguous ? "alias" : "strided view";
+    case TC_CUDA_VIEW_GATHER: return "gather";
+    default: return NULL;
+    }
+}
+
+tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_skipped, int *n_gathers) {
+    if (n_skipped) *n_skipped = 0;
+    if (n_gathers) *n_gathers = 0;
+    if (!g || !buf || !n) return TC_ERR_INVALID_ARGUMENT;
+    buf[0] = 0;
+    for (int i = 0; i < g->values.n; i++) {
+        const tc_value *v = g->values.items[i];
+        for (int d = 0; d < v->rank; d++)
+            if (TC_DIM_IS_SYM(v->dims[d])) {
+                snprintf(buf, n, "value '%s' has a symbolic size: describe views of static shapes only", v->name);
+                return TC_ERR_UNSUPPORTED;
+            }
+    }
+    tc_cuda_engine e;
+    memset(&e, 0, sizeof e);
+    e.g = g;
+    e.views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
+    e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
+    e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
+    tc_error err;
+    tc_error_clear(&err);
+    tc_status st = tc_cuda_lower_steps(&e, tc_cuda_env_flag("TENSORC_CUDA_FUSE", true), &err);
+    if (st != TC_OK) {
+        snprintf(buf, n, "%s", err.msg);
+        return st;
+    }
+    /* a context without device state: the value sizes, liveness and output slots views.c reads */
+    tc_cuda_exec x;
+    memset(&x, 0, sizeof x);
+    tc_cuda_shape_set s;
+    memset(&s, 0, sizeof s);
+    int nv = g->values.n;
+    x.e = &e, x.g = g;
+    x.vals = calloc((size_t)nv + 1, sizeof *x.vals);
+    x.out_first = calloc((size_t)nv + 1, sizeof *x.out_first);
+    x.symvals = calloc((size_t)g->syms.atoms.n + 1, sizeof *x.symvals);
+    if (!x.vals || !x.out_first || !x.symvals) st = TC_ERR_OUT_OF_MEMORY;
+    for (int i = 0; st == TC_OK && i < nv; i++) {
+        const tc_value *v = g->values.items[i];
+        tc_cuda_tensor *t = &x.vals[i];
+        t->dtype = v->dtype, t->rank = v->rank, t->numel = 1;
+        for (int d = 0; d < v->rank; d++) t->dims[d] = v->dims[d], t->numel *= v->dims[d];
+        t->nhwc = e.nhwc && e.nhwc[i];
+        x.out_first[i] = -1;
+    }
+    for (int i = g->outputs.n - 1; st == TC_OK && i >= 0; i--) {
+        const tc_value *v = g->outputs.items[i];
+        if (v->kind == TC_VALUE_NODE) x.out_first[v->id] = i;
+    }
+    if (st == TC_OK) st = tc_cuda_views_prepare(&x, &err);
+    if (st == TC_OK) st = tc_cuda_views_plan(&x, &s, &err);
+    size_t len = 0;
+    int skipped = 0, gathers = 0;
+    for (int si = 0; st == TC_OK && si < e.n_steps && len < n; si++) {
+        const tc_node *nd = g->nodes.items[e.steps[si].node];
+        const tc_value *y = ((const tc_node *)g->nodes.items[e.steps[si].last])->outputs[0];
+        const char *what = mode_text(&s, si, &s.views[y->id]);
+        if (!what) continue;
+        skipped += s.step_mode[si] == TC_CUDA_VIEW_SKIP;
+        gathers += s.step_mode[si] == TC_CUDA_VIEW_GATHER;
+        len += (size_t)snprintf(buf + len, n - len, "%s: %s\n", nd->name, what);
+    }
+    if (st != TC_OK) snprintf(buf, n, "%s", st == TC_ERR_OUT_OF_MEMORY ? "out of memory" : err.msg);
+    if (n_skipped) *n_skipped = skipped;
+    if (n_gathers) *n_gathers = gathers;
+    free(s.views), free(s.step_mode), free(s.write_to);
+    free(x.vals), free(x.out_first), free(x.symvals);
+    free(x.step_view), free(x.strided_ok), free(x.write_to), free(x.written_by);
+    tc_cuda_free_steps(&e);
+    if (st == TC_OK && len >= n) return TC_ERR_INVALID_ARGUMENT;
+    return st;
+}
