@@ -332,6 +332,20 @@ def test_gemm_residual_matches_cpu(dtype, op, bias):
     _compare(g, inputs, f"{op} ({bias} bias) + residual {dtype}")
 
 
+@needs_cuda
+def test_gemm_residual_with_an_empty_sum():
+    """K = 0: the product is zeros, so the step's result is the residual (plus the bias)."""
+    g = Graph()
+    x = g.input("x", torch.float16, [6, 0])
+    r = g.input("r", torch.float16, [6, 24])
+    b = g.constant("b", randn(24, seed=3).half())
+    y = g.node("linear", x, g.constant("w", torch.zeros(24, 0, dtype=torch.float16)), b, name="fc")
+    g.output(g.node("add.Tensor", y, r, name="skip"))
+    assert describe(g)[1] == 1
+    inputs = [torch.zeros(6, 0, dtype=torch.float16), randn(6, 24, seed=4).half()]
+    _compare(g, inputs, "linear with K = 0 + residual")
+
+
 # --- device-side errors after a CUDA graph replay ------------------------------------------------
 
 @needs_cuda

@@ -340,6 +340,16 @@ static tc_status cuda_sdpa(const tc_cuda_call *c) {
     }
     bool ran = false;
     const tc_cuda_tensor *const t4[4] = {q, k, v, y};
+    /* Our kernel reads packed operands and writes a packed output, so strided ones need scratch
+     * (slots 1-3, and 0 for the output). A run inside CUDA graph capture cannot grow scratch, and a
+     * cuDNN plan key first met there (new pointer alignments) falls back to our kernel: eager runs
+     * reserve it whichever implementation they use. */
+    for (int i = 0; i < 4 && !tc_cuda_capturing(c); i++) {
+        if (!t4[i]->strides || !t4[i]->numel) continue;
+        size_t bytes = (size_t)t4[i]->numel * tc_dtype_size(t4[i]->dtype);
+        if (!tc_cuda_scratch(c, i == 3 ? 0 : 1 + i, bytes))
+            return tc_cuda_fail(c, TC_ERR_OUT_OF_MEMORY, "no %zu bytes of scratch memory for a packed operand", bytes);
+    }
     TC_TRY(sdpa_cudnn(c, &a, t4, &ran));
     if (ran) return TC_OK;
     /* our kernel reads packed operands: a strided view (views.c) is gathered into scratch first */

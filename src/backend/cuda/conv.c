@@ -205,8 +205,9 @@ static tc_status finish_epilogue(const tc_cuda_call *c, const conv_shape *s, int
         else if (s->ep[k] == EP_RESIDUAL)
             TC_TRY(tc_cuda_add_into(c, y, r));
         else
-            TC_TRY(relay(c, tc_cuda_activation(TC_CUDA_A_RELU, y->data, y->dtype, y->data, y->dtype, y->numel,
-                                               no_params, 0, 0, c->stream, c->err)));
+            TC_TRY(relay(c, tc_cuda_activation(s->ep[k] == EP_HARDSWISH ? TC_CUDA_A_HARDSWISH : TC_CUDA_A_RELU, y->data,
+                                               y->dtype, y->data, y->dtype, y->numel, no_params, 0, 0, c->stream,
+                                               c->err)));
     }
     return TC_OK;
 }
@@ -489,10 +490,10 @@ static void store_plan(const tc_cuda_call *c, const conv_plan *p, const int64_t 
 
 /* Depthwise convolutions (one input and one output channel per group) run on our kernel: cuDNN's
  * engines for them are slow in both layouts (mobilenet_v3_large at batch 32 spent two thirds of its
- * time in them on an H100). TENSORC_CUDA_DEPTHWISE=0 hands them to cuDNN, for comparison. */
-bool tc_cuda_conv_runs_depthwise(int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed) {
-    return tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true) && !transposed && groups > 1 && groups == in_channels &&
-           out_channels == in_channels;
+ * time in them on an H100). TENSORC_CUDA_DEPTHWISE=0, read when the engine is made (on), hands them
+ * to cuDNN, for comparison. */
+bool tc_cuda_conv_runs_depthwise(bool on, int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed) {
+    return on && !transposed && groups > 1 && groups == in_channels && out_channels == in_channels;
 }
 
 static tc_status run_depthwise(const tc_cuda_call *c, const conv_shape *s, const tc_cuda_tensor *x,
@@ -546,7 +547,8 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
     if (b) s.ep[s.n_ep++] = EP_BIAS;
     if (epi) {
         bool dw_hs = epi->act1 == TC_CUDA_EPI_HARDSWISH && !r && !epi->act2 &&
-                     tc_cuda_conv_runs_depthwise(tc_cuda_int(c, 8), x->dims[1], y->dims[1], tc_node_bool(c->node, 6));
+                     tc_cuda_conv_runs_depthwise(tc_cuda_depthwise_on(c), tc_cuda_int(c, 8), x->dims[1], y->dims[1],
+                                                 tc_node_bool(c->node, 6));
         if ((epi->act1 != TC_CUDA_EPI_NONE && epi->act1 != TC_CUDA_EPI_RELU && !dw_hs) ||
             (epi->act2 != TC_CUDA_EPI_NONE && epi->act2 != TC_CUDA_EPI_RELU) || (epi->act2 && !r) ||
             tc_node_bool(c->node, 6))
@@ -607,7 +609,8 @@ static tc_status cuda_convolution(const tc_cuda_call *c) {
         return tc_cuda_fail(c, TC_ERR_SHAPE, "output %lldx%lld does not match the input %lldx%lld at run time",
                             (long long)s.OH, (long long)s.OW, (long long)s.H, (long long)s.W);
     }
-    if (tc_cuda_conv_runs_depthwise(s.G, s.C, s.K, s.transposed)) return run_depthwise(c, &s, x, w, b, r, y);
+    if (tc_cuda_conv_runs_depthwise(tc_cuda_depthwise_on(c), s.G, s.C, s.K, s.transposed))
+        return run_depthwise(c, &s, x, w, b, r, y);
     s.align_x = alignment_of(x->data), s.align_w = alignment_of(w->data), s.align_y = alignment_of(y->data);
     s.align_b = b ? alignment_of(b->data) : 0;
     s.align_r = r ? alignment_of(r->data) : 0;

@@ -483,11 +483,16 @@ tc_status tc_cuda_gemm_c(const tc_cuda_call *c, const tc_gemm_desc *desc, const 
     if (s != TC_OK) return relay(c, s);
     if (d.batch == 0 || d.M == 0 || d.N == 0) return TC_OK;
     if (d.K == 0) {
-        if (C && C != D)
-            return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 and a separate C is not supported");
-        /* an empty sum: D = beta*D + bias, which cuBLASLt does not take */
+        /* an empty sum: D = beta*D + bias (D = C first when C is separate), which cuBLASLt does not take */
         if (d.ldd != d.N || (d.batch > 1 && (d.stride_d != d.M * d.N || (d.bias && d.bias_stride != 0))))
             return tc_cuda_fail(c, TC_ERR_UNSUPPORTED, "gemm with K = 0 needs a packed output and one bias vector");
+        if (C && C != D && d.beta != 0) {
+            size_t bytes = (size_t)(d.batch * d.M * d.N) * tc_dtype_size(d.dtype);
+            if (cudaMemcpyAsync(D, C, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)c->stream) != cudaSuccess) {
+                (void)cudaGetLastError();
+                return tc_cuda_fail(c, TC_ERR_CUDA, "gemm with K = 0: copying C into D failed");
+            }
+        }
         s = tc_cuda_rows_scale_bias(D, d.bias ? bias : NULL, d.dtype, d.batch * d.M, d.N, d.beta, c->stream, c->err);
         if (s == TC_OK && d.act != TC_CUDA_EPI_NONE) {
             static const double no_params[3] = {0, 0, 0};

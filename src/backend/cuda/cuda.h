@@ -107,8 +107,11 @@ bool tc_cuda_allow_tf32(const tc_cuda_call *c);
  * anything else on. */
 bool tc_cuda_env_flag(const char *name, bool dflt);
 /* Whether a convolution of these groups and channels runs on our depthwise kernel (conv.c) rather
- * than cuDNN: groups = input = output channels, not transposed, unless TENSORC_CUDA_DEPTHWISE=0. */
-bool tc_cuda_conv_runs_depthwise(int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed);
+ * than cuDNN: groups = input = output channels, not transposed, and on: the engine's decision
+ * (TENSORC_CUDA_DEPTHWISE, read once when the engine is made, so that the weights it stored for
+ * the kernel and the kernel that runs agree; tc_cuda_depthwise_on for a kernel call). */
+bool tc_cuda_conv_runs_depthwise(bool on, int64_t groups, int64_t in_channels, int64_t out_channels, bool transposed);
+bool tc_cuda_depthwise_on(const tc_cuda_call *c);
 /* A per-node cache (for cuDNN plans, cuBLASLt algorithms) owned by the execution context and
  * freed with it through the destructor given on first use; keyed by node id and a caller key. */
 void **tc_cuda_node_cache(const tc_cuda_call *c, uint64_t key, void (*destroy)(void *));
@@ -222,5 +225,7 @@ void tc_cuda_exec_get_stats(const tc_cuda_exec *x, tc_cuda_exec_stats *out);
 tc_status tc_cuda_add_into(const tc_cuda_call *c, tc_cuda_tensor *y, const tc_cuda_tensor *r);
 /* The engine's device ordinal. */
 int tc_cuda_engine_device(const tc_cuda_engine *e);
+/* Whether the engine runs depthwise convolutions on our kernel (TENSORC_CUDA_DEPTHWISE when it was made). */
+bool tc_cuda_engine_depthwise(const tc_cuda_engine *e);
 
 #endif

@@ -111,7 +111,9 @@ static void describe_step(const tc_engine_t *e, int step, tc_step_desc *d) {
         int64_t groups = tc_node_int(n, 8);
         bool known = x && y && x->rank >= 3 && y->rank >= 3 && !TC_DIM_IS_SYM(groups) &&
                      !TC_DIM_IS_SYM(x->dims[1]) && !TC_DIM_IS_SYM(y->dims[1]);
-        lib = known && tc_cuda_conv_runs_depthwise(groups, x->dims[1], y->dims[1], tc_node_bool(n, 6))
+        struct tc_cuda_engine *cen = tc_engine_cuda(e);
+        lib = known && tc_cuda_conv_runs_depthwise(cen ? tc_cuda_engine_depthwise(cen) : true, groups, x->dims[1],
+                                                   y->dims[1], tc_node_bool(n, 6))
                   ? "depthwise kernel" : "cudnn";
     }
     char stored[64];

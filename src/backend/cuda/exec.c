@@ -102,6 +102,7 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
     e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
     e->views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
+    e->depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
     if (st != TC_OK) {
         free(e);
@@ -199,6 +200,7 @@ void tc_cuda_engine_free(tc_cuda_engine *e) {
 }
 
 int tc_cuda_engine_device(const tc_cuda_engine *e) { return e ? e->device : -1; }
+bool tc_cuda_engine_depthwise(const tc_cuda_engine *e) { return e && e->depthwise_mode; }
 
 /* ---- execution context ------------------------------------------------------------------ */
 
@@ -335,6 +337,8 @@ void *tc_cuda_cudnn(const tc_cuda_call *c) {
 }
 
 bool tc_cuda_allow_tf32(const tc_cuda_call *c) { return !c->exec->e->opt.disable_tf32; }
+
+bool tc_cuda_depthwise_on(const tc_cuda_call *c) { return c->exec->e->depthwise_mode; }
 
 const tc_cuda_device_props *tc_cuda_device_props_of(const tc_cuda_call *c) { return &c->exec->e->props; }
 

@@ -102,6 +102,7 @@ struct tc_cuda_engine {
     bool fuse;              /* TENSORC_CUDA_FUSE (default on): group nodes into fused steps */
     bool nhwc_mode;         /* TENSORC_CUDA_NHWC (default on): keep conv activations channels-last */
     bool views_mode;        /* TENSORC_CUDA_VIEWS (default on): zero-copy views (views.c) */
+    bool depthwise_mode;    /* TENSORC_CUDA_DEPTHWISE (default on): depthwise convolutions on our kernel */
     bool *nhwc;             /* per value id: stored channels-last (NULL without nhwc_mode) */
     int n_nhwc;             /* values stored channels-last */
     int n_steps;

@@ -19,6 +19,7 @@ typedef struct lower_ctx {
     int *consumer; /* per value id: the last node reading it (the only one when users == 1) */
     bool *is_out;  /* per value id: a graph output */
     bool *taken;   /* per node: already in a step */
+    bool depthwise; /* the engine runs depthwise convolutions on our kernel */
 } lower_ctx;
 
 static bool static_dims(const tc_value *v) {
@@ -164,7 +165,8 @@ static tc_status grow_conv(const lower_ctx *L, const tc_node *n, conv_group *cg,
     }
     const tc_value *cur = n->outputs[0];
     /* a depthwise convolution that runs on our kernel also takes hardswish */
-    const bool dw = w->rank == 4 && w->dims[1] == 1 && tc_cuda_conv_runs_depthwise(tc_node_int(n, 8), cg->K, cg->K, false);
+    const bool dw = w->rank == 4 && w->dims[1] == 1 && tc_cuda_conv_runs_depthwise(L->depthwise, tc_node_int(n, 8), cg->K, cg->K,
+                                                                                   false);
     int stage = cg->fold ? 0 : 1; /* 0: affine ops, 1: relu or residual, 2: residual, 3: relu, 4: done */
     while (stage < 4 && cg->count < MAX_GROUP) {
         const tc_node *m = sole_consumer(L, cur);
@@ -460,7 +462,7 @@ static tc_status derive_chlast_weight(tc_cuda_engine *e, const lower_ctx *L, tc_
     size_t es = tc_dtype_size(t);
     int64_t K = dims[0], C = dims[1], RS = dims[2] * dims[3];
     /* a depthwise weight [K, 1, R, S] for our kernel goes [R, S, K]: a thread's channels are adjacent */
-    bool taps_major = C == 1 && tc_cuda_conv_runs_depthwise(tc_node_int(n, 8), K, K, false);
+    bool taps_major = C == 1 && tc_cuda_conv_runs_depthwise(e->depthwise_mode, tc_node_int(n, 8), K, K, false);
     for (int64_t a = 0; a < K; a++)
         for (int64_t c = 0; c < C; c++)
             for (int64_t r = 0; r < RS; r++) {
@@ -578,7 +580,7 @@ tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err) {
     const tc_graph *g = e->g;
     int nn = g->nodes.n, nv = g->values.n;
     lower_ctx L = {g, calloc((size_t)nv + 1, sizeof(int)), calloc((size_t)nv + 1, sizeof(int)),
-                   calloc((size_t)nv + 1, sizeof(bool)), calloc((size_t)nn + 1, sizeof(bool))};
+                   calloc((size_t)nv + 1, sizeof(bool)), calloc((size_t)nn + 1, sizeof(bool)), e->depthwise_mode};
     e->steps = calloc((size_t)nn + 1, sizeof *e->steps);
     e->step_nodes = calloc((size_t)nn + 1, sizeof *e->step_nodes);
     e->derived = calloc(3 * (size_t)nn + 1, sizeof *e->derived); /* weight, bias, channels-last weight */
@@ -708,6 +710,7 @@ tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_
     bool fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
     e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
     e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
+    e.depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
     tc_error err;
     tc_error_clear(&err);
     tc_status st = tc_cuda_lower_steps(&e, fuse, &err);

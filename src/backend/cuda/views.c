@@ -259,6 +259,7 @@ tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_
     e.views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
     e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
     e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
+    e.depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
     tc_error err;
     tc_error_clear(&err);
     tc_status st = tc_cuda_lower_steps(&e, tc_cuda_env_flag("TENSORC_CUDA_FUSE", true), &err);

@@ -795,7 +795,14 @@ extern "C" tc_status tc_cuda_broadcast(const tc_cuda_bcast *b, void *stream, tc_
     else if (ft == TC_BF16) done = ewf::fast_dispatch<__nv_bfloat16>(p, s);
     if (!done) {
         const int blocks = tcd::blocks_for(p.numel);
-        const bool small = p.numel < ((int64_t)1 << 31);
+        /* 32-bit offsets only when the output's and every operand's furthest element fit: a strided
+         * view (a row of a large tensor) can reach far past the output's element count */
+        bool small = p.numel < ((int64_t)1 << 31);
+        for (int k = 0; k < p.nin && small; k++) {
+            int64_t far = 0;
+            for (int d = 0; d < p.rank; d++) far += (p.dims[d] - 1) * p.in[k].strides[d];
+            small = far < ((int64_t)1 << 31);
+        }
         switch (p.dom) {
         case TC_CUDA_DOM_F32:
             if (small) ewf::generic_f32<uint32_t>(p, blocks, s);
