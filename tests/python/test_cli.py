@@ -199,3 +199,31 @@ def test_run_accepts_engine_by_magic_whatever_its_name(engine, tmp_path):
     other.write_bytes(engine.read_bytes())
     r = tc("run", other)
     assert r.returncode == 0 and r.stdout.startswith("output linear: f32[2, 10]"), r.stderr
+
+
+def _plan(*args):
+    r = tc("check", *args, "--plan")
+    if r.returncode == 1 and "lacks" in r.stderr:
+        pytest.skip("this build has no CUDA backend: " + r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_check_plan_prints_the_cuda_steps_without_a_gpu():
+    out = _plan(MODEL)
+    assert "cuda steps (3 nodes fused into others)" in out, out
+    assert "convolution + relu: convolution, bias, relu" in out, out
+    # the example's batch is symbolic: views are planned per shape set, so not described here
+    assert "view-like steps: not described (value 'x' has a symbolic size" in out, out
+    assert tc("check", MODEL, "--fp16").returncode == 2  # --fp16 goes with --plan
+
+
+def test_check_plan_of_a_transformer_lists_its_views():
+    import export_models
+    man = export_models.export_one("vit_small", export_models.default_out_dir())
+    out = _plan(f"{man['dir']}/{man['model']}", "--fp16")
+    assert "(f16)" in out.splitlines()[0], out
+    views = out.split("view-like steps: ", 1)[1]
+    assert views.split(" ", 1)[0].isdigit(), views
+    assert "convolution.patches: gather" in views  # the patch-embedding pass's one copy
+    assert ": strided view" in views and ": alias" in views, views

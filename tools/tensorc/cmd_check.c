@@ -3,6 +3,9 @@
 #include "tensorc.h"
 #include "cli.h"
 #include "ir/graph.h"
+#ifdef TC_HAVE_CUDA
+#include "backend/cuda/cuda.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +15,18 @@ static const char *backend_names[TC_BACKEND_COUNT] = {"cpu", "cuda"};
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tensorc check MODEL.pt2 [--backend cpu|cuda] [--allow-unsupported] [--json]\n\n"
+            "usage: tensorc check MODEL.pt2 [--backend cpu|cuda] [--allow-unsupported] [--json]\n"
+            "       tensorc check MODEL.pt2 --plan [--fp16|--bf16]\n\n"
             "Imports a torch.export archive and reports, per backend, how many nodes it can run, and every\n"
             "node it cannot run with its op and the reason. Exits 1 when a node is unsupported on the\n"
             "chosen backend (default cpu) or the import fails, 0 otherwise.\n\n"
             "  --backend B           the backend whose support decides the exit code (cpu or cuda)\n"
             "  --allow-unsupported   exit 0 even when nodes are unsupported\n"
-            "  --json                one JSON object instead of text\n");
+            "  --json                one JSON object instead of text\n"
+            "  --plan                instead: the CUDA executor's plan of the optimized graph, without a GPU:\n"
+            "                        its steps (fused groups, epilogues, channels-last values) and, for a\n"
+            "                        model of static shapes, what each view-like step costs (alias, strided\n"
+            "                        view or gather); --fp16 / --bf16 optimize as `tensorc build` does\n");
 }
 
 static void json_str(const char *s) {
@@ -53,15 +61,83 @@ static int by_count(const void *a, const void *b) {
     return strcmp(x->op, y->op);
 }
 
+/* Writes what describe (tc_cuda_describe_steps or _views) says about g, growing its buffer until the
+ * text fits; returns its status, the text or the reason in *out (malloc'ed). */
+#ifdef TC_HAVE_CUDA
+static tc_status describe_text(tc_status (*describe)(const tc_graph *, char *, size_t, int *, int *), const tc_graph *g,
+                               char **out, int *a, int *b) {
+    *out = NULL;
+    for (size_t n = (size_t)1 << 16; n <= (size_t)1 << 26; n *= 2) {
+        char *buf = malloc(n);
+        if (!buf) return TC_ERR_OUT_OF_MEMORY;
+        tc_status st = describe(g, buf, n, a, b);
+        if (st != TC_ERR_INVALID_ARGUMENT || strlen(buf) + 1 < n) {
+            *out = buf;
+            return st;
+        }
+        free(buf);
+    }
+    return TC_ERR_OUT_OF_MEMORY;
+}
+#endif
+
+/* `--plan`: the optimized graph as the CUDA executor lowers and plans it. */
+static int check_plan(const char *path, tc_graph_t *g, int precision) {
+#ifdef TC_HAVE_CUDA
+    tc_optimize_options o;
+    tc_optimize_options_init(&o);
+    o.allow_fp16 = precision == 16;
+    o.allow_bf16 = precision == 17;
+    char err[1024];
+    if (tc_graph_optimize(&g, &o, err, sizeof err) != TC_OK) {
+        fprintf(stderr, "tensorc check: cannot optimize '%s': %s\n", path, err);
+        tc_graph_free(g);
+        return 1;
+    }
+    int steps = 0, fused = 0, skipped = 0, gathers = 0;
+    char *text = NULL;
+    tc_status st = describe_text(tc_cuda_describe_steps, g, &text, &steps, &fused);
+    if (st != TC_OK) {
+        fprintf(stderr, "tensorc check: cannot lower '%s' for cuda: %s\n", path, text ? text : "out of memory");
+        free(text);
+        tc_graph_free(g);
+        return 1;
+    }
+    printf("model %s: %d nodes after the passes%s, %d cuda steps (%d nodes fused into others)\n", path,
+           tc_graph_num_nodes(g), precision == 16 ? " (f16)" : precision == 17 ? " (bf16)" : "", steps, fused);
+    printf("\nsteps:\n%s", text);
+    free(text);
+    st = describe_text(tc_cuda_describe_views, g, &text, &skipped, &gathers);
+    if (st == TC_OK) {
+        printf("\nview-like steps: %d run nothing, %d gather, the others run their kernel\n%s", skipped, gathers, text);
+    } else {
+        printf("\nview-like steps: not described (%s)\n", text ? text : "out of memory");
+    }
+    free(text);
+    tc_graph_free(g);
+    return 0;
+#else
+    (void)precision;
+    fprintf(stderr, "tensorc check: --plan needs the CUDA backend, which this build of tensorc lacks ('%s' not planned)\n",
+            path);
+    tc_graph_free(g);
+    return 1;
+#endif
+}
+
 int tc_cli_check(int argc, char **argv) {
     const char *path = NULL;
-    bool json = false, allow = false;
+    bool json = false, allow = false, plan = false;
+    int precision = 32;
     int backend = TC_BACKEND_CPU;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (strcmp(argv[i], "--plan") == 0) plan = true;
+        else if (strcmp(argv[i], "--fp16") == 0) precision = 16;
+        else if (strcmp(argv[i], "--bf16") == 0) precision = 17;
         else if (strcmp(argv[i], "--allow-unsupported") == 0) allow = true;
         else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
             i++;
@@ -91,6 +167,12 @@ int tc_cli_check(int argc, char **argv) {
     if (st != TC_OK) {
         fprintf(stderr, "tensorc check: cannot import '%s': %s\n", path, err);
         return 1;
+    }
+    if (plan) return check_plan(path, g, precision);
+    if (precision != 32) {
+        fprintf(stderr, "tensorc check: --fp16 and --bf16 go with --plan\n");
+        tc_graph_free(g);
+        return 2;
     }
 
     int nn = g->nodes.n;
