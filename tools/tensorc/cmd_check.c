@@ -24,9 +24,9 @@ static void usage(FILE *f) {
             "  --allow-unsupported   exit 0 even when nodes are unsupported\n"
             "  --json                one JSON object instead of text\n"
             "  --plan                instead: the CUDA executor's plan of the optimized graph, without a GPU:\n"
-            "                        its steps (fused groups, epilogues, channels-last values) and, for a\n"
-            "                        model of static shapes, what each view-like step costs (alias, strided\n"
-            "                        view or gather); --fp16 / --bf16 optimize as `tensorc build` does\n");
+            "                        its steps (fused groups, epilogues, channels-last values) and what each\n"
+            "                        view-like step costs (alias, strided view or gather) with every symbolic\n"
+            "                        size at its opt value; --fp16 / --bf16 optimize as `tensorc build` does\n");
 }
 
 static void json_str(const char *s) {

@@ -192,11 +192,11 @@ unsigned int *tc_cuda_error_flag(const tc_cuda_call *c, const char *fmt, ...)
  * TC_ERR_INVALID_ARGUMENT when the text does not fit in n bytes (it is cut, NUL-terminated). */
 tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_steps, int *n_fused);
 /* What the executor does with each view-like step of graph g (views.c, "Zero-copy views" in
- * docs/cuda-backend.md), for a graph of static shapes, one line per such step: "name: alias",
+ * docs/cuda-backend.md), with every symbol at its opt size, one line per such step: "name: alias",
  * "strided view", "gather", "writes the permute after it" (an attention) or "written by the step
  * before" (its permute); steps whose kernel runs are not listed. *n_skipped and *n_gathers (may be
- * NULL) count the steps that run nothing and those that gather. Needs no GPU. TC_ERR_UNSUPPORTED
- * for a symbolic size, TC_ERR_INVALID_ARGUMENT when the text does not fit in n bytes. */
+ * NULL) count the steps that run nothing and those that gather. Needs no GPU. TC_ERR_SHAPE for a
+ * size that is negative at the opt values, TC_ERR_INVALID_ARGUMENT when the text does not fit. */
 tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_skipped, int *n_gathers);
 
 /* What an execution context has done so far, for tests and `tensorc bench`. */

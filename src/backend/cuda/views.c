@@ -245,14 +245,6 @@ tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_
     if (n_gathers) *n_gathers = 0;
     if (!g || !buf || !n) return TC_ERR_INVALID_ARGUMENT;
     buf[0] = 0;
-    for (int i = 0; i < g->values.n; i++) {
-        const tc_value *v = g->values.items[i];
-        for (int d = 0; d < v->rank; d++)
-            if (TC_DIM_IS_SYM(v->dims[d])) {
-                snprintf(buf, n, "value '%s' has a symbolic size: describe views of static shapes only", v->name);
-                return TC_ERR_UNSUPPORTED;
-            }
-    }
     tc_cuda_engine e;
     memset(&e, 0, sizeof e);
     e.g = g;
@@ -278,11 +270,22 @@ tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_
     x.out_first = calloc((size_t)nv + 1, sizeof *x.out_first);
     x.symvals = calloc((size_t)g->syms.atoms.n + 1, sizeof *x.symvals);
     if (!x.vals || !x.out_first || !x.symvals) st = TC_ERR_OUT_OF_MEMORY;
+    for (int i = 0; st == TC_OK && i < g->syms.atoms.n; i++) { /* every symbol at its opt size */
+        const tc_sym_atom *a = g->syms.atoms.items[i];
+        if (a->kind == TC_ATOM_SYMBOL) x.symvals[i] = a->opt;
+    }
     for (int i = 0; st == TC_OK && i < nv; i++) {
         const tc_value *v = g->values.items[i];
         tc_cuda_tensor *t = &x.vals[i];
         t->dtype = v->dtype, t->rank = v->rank, t->numel = 1;
-        for (int d = 0; d < v->rank; d++) t->dims[d] = v->dims[d], t->numel *= v->dims[d];
+        for (int d = 0; d < v->rank; d++) {
+            t->dims[d] = tc_sym_eval(&g->syms, v->dims[d], x.symvals);
+            if (t->dims[d] < 0) {
+                st = tc_errorf(&err, TC_ERR_SHAPE, "value '%s' has a negative size at the symbols' opt values", v->name);
+                break;
+            }
+            t->numel *= t->dims[d];
+        }
         t->nhwc = e.nhwc && e.nhwc[i];
         x.out_first[i] = -1;
     }
@@ -303,7 +306,7 @@ tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_
         gathers += s.step_mode[si] == TC_CUDA_VIEW_GATHER;
         len += (size_t)snprintf(buf + len, n - len, "%s: %s\n", nd->name, what);
     }
-    if (st != TC_OK) snprintf(buf, n, "%s", st == TC_ERR_OUT_OF_MEMORY ? "out of memory" : err.msg);
+    if (st != TC_OK) snprintf(buf, n, "%s", st == TC_ERR_OUT_OF_MEMORY && !err.msg[0] ? "out of memory" : err.msg);
     if (n_skipped) *n_skipped = skipped;
     if (n_gathers) *n_gathers = gathers;
     free(s.views), free(s.step_mode), free(s.write_to);
