@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static void contiguous_strides(int rank, const int64_t *dims, int64_t *st) {
+void tc_shape_contiguous_strides(int rank, const int64_t *dims, int64_t *st) {
     int64_t s = 1;
     for (int i = rank - 1; i >= 0; i--) {
         st[i] = s;
@@ -130,7 +130,7 @@ tc_status tc_shape_gather_view(const tc_graph *g, const tc_node *n, const int64_
                                const int64_t *x_dims, int y_rank, const int64_t *y_dims, tc_gather_view *v,
                                tc_error *err) {
     int64_t xs[TC_MAX_RANK];
-    contiguous_strides(x_rank, x_dims, xs);
+    tc_shape_contiguous_strides(x_rank, x_dims, xs);
     return view_over(g, n, symvals, x_rank, x_dims, xs, y_rank, y_dims, v, err);
 }
 

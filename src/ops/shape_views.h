@@ -43,6 +43,8 @@ bool tc_shape_strided_view(const tc_graph *g, const tc_node *n, const int64_t *s
 bool tc_shape_reshape_strides(int x_rank, const int64_t *x_dims, const int64_t *x_strides, int y_rank,
                               const int64_t *y_dims, int64_t *y_strides);
 bool tc_shape_is_contiguous(int rank, const int64_t *dims, const int64_t *strides);
+/* The strides of a C-order tensor of dims. */
+void tc_shape_contiguous_strides(int rank, const int64_t *dims, int64_t *st);
 
 /* split_with_sizes / split.Tensor / cat along dim d of a contiguous tensor: the product of the
  * dims before d and after d. */

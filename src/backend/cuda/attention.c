@@ -10,6 +10,7 @@
 #include "backend/cuda/kernels/shape.h"
 #include "core/dtype.h"
 #include "ops/attention_params.h"
+#include "ops/shape_views.h"
 #include "engine/serialize.h"
 
 #include <math.h>
@@ -277,8 +278,8 @@ static tc_status sdpa_cudnn(const tc_cuda_call *c, const tc_cuda_sdpa_args *a, c
  * memory order. */
 static tc_status unpack_into(const tc_cuda_call *c, const void *src, const tc_cuda_tensor *dst) {
     int r = dst->rank, order[TC_MAX_RANK], n = 0;
-    int64_t packed[TC_MAX_RANK], dims[TC_MAX_RANK], st[TC_MAX_RANK], s = 1;
-    for (int d = r - 1; d >= 0; d--) packed[d] = s, s *= dst->dims[d];
+    int64_t packed[TC_MAX_RANK], dims[TC_MAX_RANK], st[TC_MAX_RANK];
+    tc_shape_contiguous_strides(r, dst->dims, packed);
     for (int d = 0; d < r; d++)
         if (dst->dims[d] > 1) order[n++] = d;
     for (int i = 1; i < n; i++) /* by dst stride, largest first */

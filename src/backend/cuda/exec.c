@@ -90,7 +90,6 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     if (!e) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
     pthread_mutex_init(&e->choice_lock, NULL);
     pthread_mutex_init(&e->ew_lock, NULL);
-    e->ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
     e->records = tc_cuda_env_flag("TENSORC_PLAN_RECORDS", true);
     e->g = g;
     if (opt) e->opt = *opt;
@@ -99,10 +98,7 @@ tc_status tc_cuda_engine_create(const tc_graph *g, const tc_build_options *opt, 
     e->sync_each = tc_cuda_env_flag("TENSORC_CUDA_SYNC", false);
     e->profile = tc_cuda_env_flag("TENSORC_CUDA_PROFILE", false);
     e->use_graphs = tc_cuda_env_flag("TENSORC_CUDA_GRAPHS", true) && !e->sync_each && !e->profile;
-    e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
-    e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
-    e->views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
-    e->depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
+    tc_cuda_engine_read_switches(e);
     tc_status st = tc_cuda_lower_steps(e, e->fuse, err);
     if (st != TC_OK) {
         free(e);

@@ -85,6 +85,11 @@ typedef struct tc_cuda_step {
  * and with e->nhwc_mode the per-value layouts in e->nhwc); fuse = false gives one step per node.
  * Needs no device. */
 tc_status tc_cuda_lower_steps(tc_cuda_engine *e, bool fuse, tc_error *err);
+/* The lowering switches from the environment (TENSORC_CUDA_FUSE, _NVRTC, _NHWC, _VIEWS,
+ * _DEPTHWISE), read once per engine; and an engine of g lowered with them and no device, for the
+ * describe functions (the lowering's message in buf on failure; tc_cuda_free_steps frees it). */
+void tc_cuda_engine_read_switches(tc_cuda_engine *e);
+tc_status tc_cuda_lower_for_description(const tc_graph *g, tc_cuda_engine *e, char *buf, size_t n);
 void tc_cuda_free_steps(tc_cuda_engine *e);
 
 struct tc_cuda_engine {

@@ -699,25 +699,33 @@ static const char *act_text(tc_cuda_epi_act a) {
                                           : a == TC_CUDA_EPI_HARDSWISH ? "hardswish" : "";
 }
 
+void tc_cuda_engine_read_switches(tc_cuda_engine *e) {
+    e->fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
+    e->ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
+    e->nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
+    e->views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
+    e->depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
+}
+
+tc_status tc_cuda_lower_for_description(const tc_graph *g, tc_cuda_engine *e, char *buf, size_t n) {
+    memset(e, 0, sizeof *e);
+    e->g = g;
+    tc_cuda_engine_read_switches(e);
+    tc_error err;
+    tc_error_clear(&err);
+    tc_status st = tc_cuda_lower_steps(e, e->fuse, &err);
+    if (st != TC_OK) snprintf(buf, n, "%s", err.msg);
+    return st;
+}
+
 tc_status tc_cuda_describe_steps(const tc_graph *g, char *buf, size_t n, int *n_steps, int *n_fused) {
     if (n_steps) *n_steps = 0;
     if (n_fused) *n_fused = 0;
     if (!g || !buf || !n) return TC_ERR_INVALID_ARGUMENT;
     buf[0] = 0;
     tc_cuda_engine e;
-    memset(&e, 0, sizeof e);
-    e.g = g;
-    bool fuse = tc_cuda_env_flag("TENSORC_CUDA_FUSE", true);
-    e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
-    e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
-    e.depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
-    tc_error err;
-    tc_error_clear(&err);
-    tc_status st = tc_cuda_lower_steps(&e, fuse, &err);
-    if (st != TC_OK) {
-        snprintf(buf, n, "%s", err.msg);
-        return st;
-    }
+    tc_status st = tc_cuda_lower_for_description(g, &e, buf, n);
+    if (st != TC_OK) return st;
     size_t len = 0;
     for (int i = 0; i < e.n_steps && len < n; i++) {
         const tc_cuda_step *s = &e.steps[i];

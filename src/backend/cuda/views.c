@@ -99,14 +99,6 @@ tc_status tc_cuda_views_prepare(tc_cuda_exec *x, tc_error *err) {
     return TC_OK;
 }
 
-static void contiguous(int rank, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int i = rank - 1; i >= 0; i--) {
-        st[i] = s;
-        s *= dims[i];
-    }
-}
-
 /* Step sa (attention) writing the permute of step x->write_to[sa] through: when the permute's
  * arguments hold for these sizes, the attention output o becomes a strided view of the permute's
  * output p, o[i] at sum i_d S[d] with S[perm[k]] = p's contiguous stride k. */
@@ -127,7 +119,7 @@ static void write_through(tc_cuda_exec *x, tc_cuda_shape_set *s, int sa) {
         seen[perm[k]] = true;
     }
     int64_t ps[TC_MAX_RANK];
-    contiguous(r, tp->dims, ps);
+    tc_shape_contiguous_strides(r, tp->dims, ps);
     tc_cuda_view_plan *vo = &s->views[o->id];
     for (int k = 0; k < r; k++) vo->strides[perm[k]] = ps[k];
     vo->src = p->id;
@@ -165,7 +157,7 @@ static bool plan_pass(tc_cuda_exec *x, tc_cuda_shape_set *s, bool *force) {
             root = vu->src, base = vu->base;
             memcpy(xs, vu->strides, sizeof xs);
         } else if (ok) {
-            contiguous(tu->rank, tu->dims, xs);
+            tc_shape_contiguous_strides(tu->rank, tu->dims, xs);
         }
         int64_t ys[TC_MAX_RANK], ybase = 0;
         ok = ok && tc_shape_strided_view(g, n, x->symvals, tu->rank, tu->dims, xs, base, ty->rank, ty->dims, ys, &ybase);
@@ -246,19 +238,10 @@ tc_status tc_cuda_describe_views(const tc_graph *g, char *buf, size_t n, int *n_
     if (!g || !buf || !n) return TC_ERR_INVALID_ARGUMENT;
     buf[0] = 0;
     tc_cuda_engine e;
-    memset(&e, 0, sizeof e);
-    e.g = g;
-    e.views_mode = tc_cuda_env_flag("TENSORC_CUDA_VIEWS", true);
-    e.ew_mode = tc_cuda_env_flag("TENSORC_CUDA_NVRTC", true);
-    e.nhwc_mode = tc_cuda_env_flag("TENSORC_CUDA_NHWC", true);
-    e.depthwise_mode = tc_cuda_env_flag("TENSORC_CUDA_DEPTHWISE", true);
+    tc_status st = tc_cuda_lower_for_description(g, &e, buf, n);
+    if (st != TC_OK) return st;
     tc_error err;
     tc_error_clear(&err);
-    tc_status st = tc_cuda_lower_steps(&e, tc_cuda_env_flag("TENSORC_CUDA_FUSE", true), &err);
-    if (st != TC_OK) {
-        snprintf(buf, n, "%s", err.msg);
-        return st;
-    }
     /* a context without device state: the value sizes, liveness and output slots views.c reads */
     tc_cuda_exec x;
     memset(&x, 0, sizeof x);
