@@ -14,6 +14,7 @@ void tc_pass_options_init(tc_pass_options *o) {
     o->fold_batchnorm = true;
     o->attention_masks = true;
     o->patch_conv = true;
+    o->permute_linear = true;
     o->precision = TC_F32;
 }
 
@@ -79,6 +80,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
         {"fold_batchnorm", o.fold_batchnorm ? tc_pass_fold_batchnorm : NULL},
         {"attention_masks", o.attention_masks ? tc_pass_attention_masks : NULL},
         {"patch_conv", o.patch_conv ? tc_pass_patch_conv : NULL},
+        {"permute_linear", o.permute_linear ? tc_pass_permute_linear : NULL},
         {"precision", o.precision != TC_F32 ? tc_pass_precision : NULL},
         {"dce", o.dce ? tc_pass_dce : NULL},
     };

@@ -576,6 +576,97 @@ static void test_patch_conv_becomes_a_matrix_product(void) {
     tc_graph_free(og);
 }
 
+/* Batch-first attention's projections at small size (B 2, S 3, E 4, two heads of 2):
+ *   qkv = view(linear(permute(x, [1, 0, 2]), Wi, bi), [S, B, 3, E]), then a reader (clone or relu)
+ *   y   = permute(view(linear(view(permute(o, [2, 0, 1, 3]), [S*B, E]), Wo, bo), [S, B, E]), [1, 0, 2]) + x */
+static tc_graph_t *mha_proj_graph(const float *wi, const float *bi, const float *wo, const float *bo, bool relu,
+                                  bool sym) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    tc_dim nb = 2;
+    if (sym) tc_graph_add_symbol(g, "b", 1, 2, 8, &nb);
+    int64_t xd[3] = {nb, 3, 4}, od[4] = {nb, 2, 3, 2}, wid[2] = {12, 4}, bid[1] = {12}, wod[2] = {4, 4}, bod[1] = {4};
+    tc_value_t *x, *o, *Wi, *Bi, *Wo, *Bo;
+    tc_graph_add_input(g, "x", TC_F32, 3, xd, &x);
+    tc_graph_add_input(g, "o", TC_F32, 4, od, &o);
+    tc_graph_add_constant(g, "wi", TC_F32, 2, wid, wi, TC_CONSTANT_COPY, &Wi);
+    tc_graph_add_constant(g, "bi", TC_F32, 1, bid, bi, TC_CONSTANT_COPY, &Bi);
+    tc_graph_add_constant(g, "wo", TC_F32, 2, wod, wo, TC_CONSTANT_COPY, &Wo);
+    tc_graph_add_constant(g, "bo", TC_F32, 1, bod, bo, TC_CONSTANT_COPY, &Bo);
+    int64_t sbe[3] = {1, 0, 2}, split[4] = {3, nb, 3, 4}, p6[4] = {2, 0, 1, 3}, rows[2] = {3 * 2, 4},
+            back[3] = {3, nb, 4};
+    if (sym) rows[0] = -1; /* S*B is not a single symbol: let view infer it */
+    tc_value_t *p = node1(g, "permute", "permute_1", 2, (tc_arg[]){T(x), IS(sbe, 3)});
+    tc_value_t *l = node1(g, "linear", "in_proj", 3, (tc_arg[]){T(p), T(Wi), T(Bi)});
+    tc_value_t *v = node1(g, "view", "split", 2, (tc_arg[]){T(l), IS(split, 4)});
+    tc_graph_mark_output(g, node1(g, relu ? "relu" : "clone", "qkv", 1, (tc_arg[]){T(relu ? l : v)}), "qkv");
+    tc_value_t *a = node1(g, "permute", "permute_6", 2, (tc_arg[]){T(o), IS(p6, 4)});
+    tc_value_t *f = node1(g, "view", "view_8", 2, (tc_arg[]){T(a), IS(rows, 2)});
+    tc_value_t *m = node1(g, "linear", "out_proj", 3, (tc_arg[]){T(f), T(Wo), T(Bo)});
+    tc_value_t *u = node1(g, "view", "view_9", 2, (tc_arg[]){T(m), IS(back, 3)});
+    tc_value_t *t = node1(g, "permute", "permute_7", 2, (tc_arg[]){T(u), IS(sbe, 3)});
+    tc_graph_mark_output(g, node1(g, "add.Tensor", "add_1", 2, (tc_arg[]){T(t), T(x)}), "y");
+    return g;
+}
+
+static void test_permute_linear_moves_row_permutations(void) {
+    float wi[48], bi[12], wo[16], bo[4], x[24], o[24];
+    for (int i = 0; i < 48; i++) wi[i] = (float)((i * 7) % 11) / 8 - 0.6f;
+    for (int i = 0; i < 12; i++) bi[i] = (float)(i % 5) / 4 - 0.5f;
+    for (int i = 0; i < 16; i++) wo[i] = (float)((i * 5) % 9) / 6 - 0.7f;
+    for (int i = 0; i < 4; i++) bo[i] = (float)i / 3 - 0.5f;
+    for (int i = 0; i < 24; i++) x[i] = (float)((i * 3) % 13) / 7 - 0.8f, o[i] = (float)((i * 11) % 17) / 9 - 0.9f;
+    /* by hand: qkv[s, b, j] = bi[j] + sum_e x[b, s, e] wi[j, e];
+     * y[b, s, k] = x[b, s, k] + bo[k] + sum_{h, d} o[b, h, s, d] wo[k, h*2 + d] */
+    float want_qkv[72], want_y[24], got[72];
+    for (int s = 0; s < 3; s++)
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 12; j++) {
+                double acc = bi[j];
+                for (int e = 0; e < 4; e++) acc += (double)x[(b * 3 + s) * 4 + e] * wi[j * 4 + e];
+                want_qkv[(s * 2 + b) * 12 + j] = (float)acc;
+            }
+    for (int b = 0; b < 2; b++)
+        for (int s = 0; s < 3; s++)
+            for (int k = 0; k < 4; k++) {
+                double acc = (double)x[(b * 3 + s) * 4 + k] + bo[k];
+                for (int h = 0; h < 2; h++)
+                    for (int d = 0; d < 2; d++) acc += (double)o[((b * 2 + h) * 3 + s) * 2 + d] * wo[k * 4 + h * 2 + d];
+                want_y[(b * 3 + s) * 4 + k] = (float)acc;
+            }
+    tc_tensor in[2] = {{TC_F32, 3, {2, 3, 4}, x}, {TC_F32, 4, {2, 2, 3, 2}, o}};
+    for (int variant = 0; variant < 4; variant++) {
+        bool on = variant != 3, relu = variant == 2, sym = variant == 1;
+        tc_pass_options opt;
+        tc_pass_options_init(&opt);
+        opt.permute_linear = on;
+        tc_graph_t *og = optimize(mha_proj_graph(wi, bi, wo, bo, relu, sym), &opt);
+        CHECK_MSG(og != NULL, "variant %d", variant);
+        if (!og) continue;
+        /* on: the output side's two permutes are one, and the input side's permute comes after the
+         * in-projection (not with a relu reading the product, which is not a view) */
+        int permutes = count_op(og, "permute");
+        CHECK_MSG(permutes == (on ? 2 : 3), "variant %d: %d permutes", variant, permutes);
+        const tc_node *first = NULL;
+        for (int i = 0; i < og->nodes.n && !first; i++)
+            if (strcmp(((tc_node *)og->nodes.items[i])->op_name, "linear") == 0) first = og->nodes.items[i];
+        bool moved = first && first->inputs[0]->kind == TC_VALUE_INPUT;
+        CHECK_MSG(moved == (on && !relu), "variant %d: the in-projection reads the input: %d", variant, (int)moved);
+        CHECK_MSG(run_f32(og, 2, in, 1, got, 72) == 24, "variant %d", variant);
+        double worst = 0;
+        for (int i = 0; i < 24; i++) worst = fmax(worst, fabs(got[i] - want_y[i]));
+        CHECK_MSG(worst < 1e-5, "variant %d: y off by %g", variant, worst);
+        CHECK_MSG(run_f32(og, 2, in, 0, got, 72) == 72, "variant %d", variant);
+        worst = 0;
+        for (int i = 0; i < 72; i++) {
+            float w = relu ? fmaxf(want_qkv[i], 0) : want_qkv[i];
+            worst = fmax(worst, fabs(got[i] - w));
+        }
+        CHECK_MSG(worst < 1e-5, "variant %d: qkv off by %g", variant, worst);
+        tc_graph_free(og);
+    }
+}
+
 /* x -> mm -> clone -> add(r) -> alias -> view (same shape) -> output, and x -> t -> clone -> output:
  * the first chain's identities go, the clone that makes the transpose contiguous stays. */
 static void test_identity_nodes_are_dropped(void) {
@@ -631,6 +722,7 @@ int main(void) {
     test_attention_masks_that_mask_nothing_are_dropped();
     test_patch_conv_becomes_a_matrix_product();
     test_identity_nodes_are_dropped();
+    test_permute_linear_moves_row_permutations();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();
