@@ -169,6 +169,62 @@ __global__ void __launch_bounds__(kThreads) layer_norm_rows(const T *x, T *y, co
     }
 }
 
+
+/* The same row statistics and result with the row held in registers: a warp per row of
+ * at most 32 * V * K elements (K packs of V per lane, every pack whole), loaded once with all
+ * K loads in flight, and the weight and bias read as packs too. Each lane folds its packs in the
+ * order layer_norm_rows does, so both kernels give the same bits. */
+template <typename T, typename Tw, int K>
+__global__ void __launch_bounds__(kThreads) layer_norm_regs(const T *x, T *y, const Tw *w, const Tw *b, float *mean,
+                                                            float *rstd, int64_t rows, int n, float eps)
+{
+    constexpr int V = 16 / sizeof(T);
+    const int lane = threadIdx.x % 32;
+    const int64_t row = (int64_t)blockIdx.x * (kThreads / 32) + threadIdx.x / 32;
+    if (row >= rows) return; /* whole warps leave together */
+    const T *xr = x + row * n;
+    T *yr = y + row * n;
+    pack<T, V> p[K];
+#pragma unroll
+    for (int k = 0; k < K; k++)
+        if ((lane + 32 * k) * V < n) p[k] = *reinterpret_cast<const pack<T, V> *>(xr + (lane + 32 * k) * V);
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; k++)
+        if ((lane + 32 * k) * V < n)
+#pragma unroll
+            for (int j = 0; j < V; j++) acc += to_f32(p[k].v[j]);
+    const float m = allreduce_sum<32>(acc, nullptr) / (float)n;
+    acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; k++)
+        if ((lane + 32 * k) * V < n)
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                const float d = to_f32(p[k].v[j]) - m;
+                acc += d * d;
+            }
+    const float rs = 1.0f / sqrtf(allreduce_sum<32>(acc, nullptr) / (float)n + eps);
+    if (lane == 0) mean[row] = m, rstd[row] = rs;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        const int e = (lane + 32 * k) * V;
+        if (e >= n) continue;
+        pack<Tw, V> pw, pb;
+        if (w) pw = *reinterpret_cast<const pack<Tw, V> *>(w + e);
+        if (b) pb = *reinterpret_cast<const pack<Tw, V> *>(b + e);
+        pack<T, V> r;
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float v = (to_f32(p[k].v[j]) - m) * rs;
+            if (w) v *= to_f32(pw.v[j]);
+            if (b) v += to_f32(pb.v[j]);
+            r.v[j] = from_f32<T>(v);
+        }
+        *reinterpret_cast<pack<T, V> *>(yr + e) = r;
+    }
+}
+
 /* --- group norm ------------------------------------------------------------------------------ */
 
 /* One block per (n, group); the group's channels are contiguous, cg * hw values. */
@@ -242,10 +298,26 @@ tc_status launch_ln(const void *x, void *y, const void *w, const void *b, float 
     const T *tx = static_cast<const T *>(x);
     T *ty = static_cast<T *>(y);
     const Tw *tw = static_cast<const Tw *>(w), *tb = static_cast<const Tw *>(b);
-    if (n <= 1024) {
-        const int64_t blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
-        if (blocks > INT32_MAX) return TC_ERR_UNSUPPORTED;
-        layer_norm_rows<T, Tw, 32><<<(unsigned)blocks, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, n, eps);
+    constexpr int V = 16 / sizeof(T);
+    const int64_t warps_blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
+    /* whole packs everywhere: rows of a multiple of V elements on 16-byte aligned buffers, the
+     * weight and bias aligned to their packs */
+    const bool packs = n > 0 && n % V == 0 && n <= 32 * V * 8 && (uintptr_t)x % 16 == 0 && (uintptr_t)y % 16 == 0 &&
+                       (uintptr_t)w % (V * sizeof(Tw)) == 0 && (uintptr_t)b % (V * sizeof(Tw)) == 0;
+    if (packs && warps_blocks <= INT32_MAX) {
+        const int k = (int)((n + 32 * V - 1) / (32 * V));
+        const unsigned g = (unsigned)warps_blocks;
+        const int ni = (int)n;
+        if (k == 1) layer_norm_regs<T, Tw, 1><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+        else if (k == 2) layer_norm_regs<T, Tw, 2><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+        else if (k == 3) layer_norm_regs<T, Tw, 3><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+        else if (k == 4) layer_norm_regs<T, Tw, 4><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+        else if (k <= 6) layer_norm_regs<T, Tw, 6><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+        else layer_norm_regs<T, Tw, 8><<<g, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, ni, eps);
+    } else if (n <= 1024) {
+        if (warps_blocks > INT32_MAX) return TC_ERR_UNSUPPORTED;
+        layer_norm_rows<T, Tw, 32><<<(unsigned)warps_blocks, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, n,
+                                                                               eps);
     } else {
         if (rows > INT32_MAX) return TC_ERR_UNSUPPORTED;
         layer_norm_rows<T, Tw, kThreads><<<(unsigned)rows, kThreads, 0, s>>>(tx, ty, tw, tb, mean, rstd, rows, n,
