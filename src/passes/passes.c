@@ -15,6 +15,7 @@ void tc_pass_options_init(tc_pass_options *o) {
     o->attention_masks = true;
     o->patch_conv = true;
     o->permute_linear = true;
+    o->merge_linear = true;
     o->precision = TC_F32;
 }
 
@@ -81,6 +82,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
         {"attention_masks", o.attention_masks ? tc_pass_attention_masks : NULL},
         {"patch_conv", o.patch_conv ? tc_pass_patch_conv : NULL},
         {"permute_linear", o.permute_linear ? tc_pass_permute_linear : NULL},
+        {"merge_linear", o.merge_linear ? tc_pass_merge_linear : NULL},
         {"precision", o.precision != TC_F32 ? tc_pass_precision : NULL},
         {"dce", o.dce ? tc_pass_dce : NULL},
     };

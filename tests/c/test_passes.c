@@ -667,6 +667,68 @@ static void test_permute_linear_moves_row_permutations(void) {
     }
 }
 
+/* x [2, 3, 4] read by five linears: q, k (4 wide) and v (6 wide) with biases, each read by a view;
+ * one without a bias (read by a view: no partner); one read by a relu (not merged). */
+static void test_merge_linear_joins_sibling_products(void) {
+    float wq[16], wk[16], wv[24], wn[12], wr[8], bq[4], bk[4], bv[6], x[24];
+    for (int i = 0; i < 16; i++) wq[i] = (float)((i * 7) % 11) / 8 - 0.6f, wk[i] = (float)((i * 3) % 7) / 5 - 0.5f;
+    for (int i = 0; i < 24; i++) wv[i] = (float)((i * 5) % 13) / 9 - 0.7f;
+    for (int i = 0; i < 12; i++) wn[i] = (float)(i % 4) / 3 - 0.4f;
+    for (int i = 0; i < 8; i++) wr[i] = (float)(i % 3) - 1;
+    for (int i = 0; i < 4; i++) bq[i] = (float)i / 4, bk[i] = -(float)i / 5;
+    for (int i = 0; i < 6; i++) bv[i] = (float)(i % 3) / 2 - 0.5f;
+    for (int i = 0; i < 24; i++) x[i] = (float)((i * 3) % 13) / 7 - 0.8f;
+    const float *ws[5] = {wq, wk, wv, wn, wr}, *bs[5] = {bq, bk, bv, NULL, NULL};
+    const int64_t N[5] = {4, 4, 6, 3, 2};
+    for (int on = 0; on < 2; on++) {
+        tc_graph_t *g;
+        tc_graph_create(&g);
+        int64_t xd[3] = {2, 3, 4};
+        tc_value_t *xv;
+        tc_graph_add_input(g, "x", TC_F32, 3, xd, &xv);
+        for (int j = 0; j < 5; j++) {
+            char nm[16];
+            int64_t wd[2] = {N[j], 4}, bd[1] = {N[j]}, vd[4] = {2, 3, N[j], 1};
+            tc_value_t *w, *b = NULL;
+            snprintf(nm, sizeof nm, "w%d", j);
+            tc_graph_add_constant(g, nm, TC_F32, 2, wd, ws[j], TC_CONSTANT_COPY, &w);
+            if (bs[j]) {
+                snprintf(nm, sizeof nm, "b%d", j);
+                tc_graph_add_constant(g, nm, TC_F32, 1, bd, bs[j], TC_CONSTANT_COPY, &b);
+            }
+            snprintf(nm, sizeof nm, "lin%d", j);
+            tc_value_t *y = node1(g, "linear", nm, 3, (tc_arg[]){T(xv), T(w), b ? T(b) : (tc_arg){.kind = TC_ARG_NONE}});
+            tc_value_t *r = j == 4 ? node1(g, "relu", "act", 1, (tc_arg[]){T(y)})
+                                   : node1(g, "view", "split", 2, (tc_arg[]){T(y), IS(vd, 4)});
+            snprintf(nm, sizeof nm, "y%d", j);
+            tc_graph_mark_output(g, r, nm);
+        }
+        tc_pass_options opt;
+        tc_pass_options_init(&opt);
+        opt.merge_linear = on;
+        tc_graph_t *og = optimize(g, &opt);
+        CHECK(og != NULL);
+        if (!og) continue;
+        CHECK_MSG(count_op(og, "linear") == (on ? 3 : 5) && count_op(og, "slice.Tensor") == (on ? 3 : 0),
+                  "merge %d: %d linears, %d slices", on, count_op(og, "linear"), count_op(og, "slice.Tensor"));
+        tc_tensor in = {TC_F32, 3, {2, 3, 4}, x};
+        for (int j = 0; j < 5; j++) {
+            float got[36];
+            CHECK(run_f32(og, 1, &in, j, got, 36) == 6 * N[j]);
+            double worst = 0;
+            for (int r = 0; r < 6; r++)
+                for (int c = 0; c < N[j]; c++) {
+                    double acc = bs[j] ? bs[j][c] : 0;
+                    for (int k = 0; k < 4; k++) acc += (double)x[r * 4 + k] * ws[j][c * 4 + k];
+                    if (j == 4) acc = fmax(acc, 0);
+                    worst = fmax(worst, fabs(got[r * N[j] + c] - acc));
+                }
+            CHECK_MSG(worst < 1e-5, "merge %d, output %d: off by %g", on, j, worst);
+        }
+        tc_graph_free(og);
+    }
+}
+
 /* x -> mm -> clone -> add(r) -> alias -> view (same shape) -> output, and x -> t -> clone -> output:
  * the first chain's identities go, the clone that makes the transpose contiguous stays. */
 static void test_identity_nodes_are_dropped(void) {
@@ -723,6 +785,7 @@ int main(void) {
     test_patch_conv_becomes_a_matrix_product();
     test_identity_nodes_are_dropped();
     test_permute_linear_moves_row_permutations();
+    test_merge_linear_joins_sibling_products();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();

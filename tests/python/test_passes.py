@@ -198,6 +198,18 @@ def test_permute_linear_on_batch_first_attention(tmp_path):
     assert rel_err(got, want) <= 1e-4
 
 
+
+def test_merge_linear_joins_berts_query_key_value(model_dir):
+    """bert_small's q, k and v projections read one LayerNorm output: after the passes each layer
+    runs one product and three slices; the outputs still match (see the f32 model test above)."""
+    man = export_models.export_one("bert_small", model_dir)
+    path = Path(man["dir"]) / man["model"]
+    before, after = ops_of(Imported(path)), ops_of(optimize(Imported(path)))
+    layers = 2
+    assert after.count("linear") == before.count("linear") - 2 * layers
+    assert after.count("slice.Tensor") >= 3 * layers
+
+
 # Whole models under the precision pass (DESIGN section 9: "FP16/BF16 <= 1e-2, and cosine >= 0.999 at
 # model level"). 1e-2 is the per-op tolerance; a model chains tens of rounded ops, and its max relative
 # error (the worst element against the largest output) grows with depth and with the type's unit
