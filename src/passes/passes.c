@@ -16,6 +16,7 @@ void tc_pass_options_init(tc_pass_options *o) {
     o->patch_conv = true;
     o->permute_linear = true;
     o->merge_linear = true;
+    o->view_chains = true;
     o->precision = TC_F32;
 }
 
@@ -83,6 +84,7 @@ tc_status tc_passes_run(tc_graph **g, const tc_pass_options *opt, tc_error *err)
         {"patch_conv", o.patch_conv ? tc_pass_patch_conv : NULL},
         {"permute_linear", o.permute_linear ? tc_pass_permute_linear : NULL},
         {"merge_linear", o.merge_linear ? tc_pass_merge_linear : NULL},
+        {"view_chains", o.view_chains ? tc_pass_view_chains : NULL},
         {"precision", o.precision != TC_F32 ? tc_pass_precision : NULL},
         {"dce", o.dce ? tc_pass_dce : NULL},
     };

@@ -19,6 +19,7 @@ typedef struct tc_pass_options {
     bool patch_conv;       /* patch-embedding convolutions (stride = kernel) as matrix products */
     bool permute_linear;   /* permutes of leading dims moved across linear layers (batch-first attention) */
     bool merge_linear;     /* sibling linears on one input (attention's q, k, v) as one product */
+    bool view_chains;      /* attention's q, k, v as one view (atoms, select, permute) of their source */
     tc_dtype precision;    /* TC_F32: off; TC_F16 / TC_BF16: run f32 compute in that type */
     size_t fold_max_bytes; /* largest constant folding may create; 0 = TC_FOLD_MAX_BYTES */
     bool verbose;          /* one line per pass: node and constant counts before and after, time */
@@ -26,11 +27,11 @@ typedef struct tc_pass_options {
 } tc_pass_options;
 
 /* dce, identity, fold_constants, fold_batchnorm, attention_masks, patch_conv, permute_linear,
- * merge_linear on; precision TC_F32; quiet. */
+ * merge_linear, view_chains on; precision TC_F32; quiet. */
 void tc_pass_options_init(tc_pass_options *o);
 
 /* Runs the enabled passes in order: dce, identity, fold_constants, fold_batchnorm, attention_masks,
- * patch_conv, permute_linear, merge_linear, precision, dce.
+ * patch_conv, permute_linear, merge_linear, view_chains, precision, dce.
  * Takes over the caller's reference to *g: on success *g is the optimized graph (which keeps
  * the graphs it came from alive, so borrowed constants stay valid) and the caller frees that one;
  * a pass that changes nothing leaves *g as it was. On error *g is unchanged and still the
@@ -70,6 +71,10 @@ tc_status tc_pass_permute_linear(tc_graph *g, const tc_pass_options *o, tc_graph
  * all or none), read only by view-like nodes, become one linear over the concatenated weights and
  * a slice of its last dim per original linear. */
 tc_status tc_pass_merge_linear(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
+/* The chain of views, permutes, selects and copies that leads to the query, key or value of
+ * scaled_dot_product_attention (static sizes, two steps or more, with a copy or made shorter)
+ * becomes view (the source split into atoms), select, permute, view. */
+tc_status tc_pass_view_chains(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err);
 /* Mixed precision (o->precision f16 or bf16): f32 compute runs in the low type; the numerically
  * sensitive ops (softmax, norms, sums and means, exp/log/pow) stay f32 with casts around them;
  * graph inputs and outputs keep their dtypes. */

@@ -729,6 +729,77 @@ static void test_merge_linear_joins_sibling_products(void) {
     }
 }
 
+/* MultiheadAttention's path to q, k and v at small size (B 2, S 3, E 4, H 2, hd 2), from a packed
+ * projection p [B, S, 3E] (a graph input times one, so that it is computed):
+ *   permute (1, 0, 2) -> view [S, B, 3, E] -> unsqueeze 0 -> transpose (0, -2) -> squeeze -2 -> clone
+ *   -> select (0, i) -> view [S, B*H, hd] -> transpose (0, 1) -> view [B, H, S, hd] -> attention */
+static tc_graph_t *mha_views_graph(void) {
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t pd[3] = {2, 3, 12}, sbe[3] = {1, 0, 2}, split[4] = {3, 2, 3, 4}, heads[3] = {3, 4, 2},
+            bhsd[4] = {2, 2, 3, 2}, sq[1] = {-2};
+    tc_value_t *p;
+    tc_graph_add_input(g, "p", TC_F32, 3, pd, &p);
+    tc_value_t *pc = node1(g, "mul.Scalar", "proj", 2, (tc_arg[]){T(p), F(1.0)});
+    tc_value_t *t = node1(g, "permute", "sbe", 2, (tc_arg[]){T(pc), IS(sbe, 3)});
+    t = node1(g, "view", "view_1", 2, (tc_arg[]){T(t), IS(split, 4)});
+    t = node1(g, "unsqueeze", "unsqueeze", 2, (tc_arg[]){T(t), I(0)});
+    t = node1(g, "transpose.int", "transpose", 3, (tc_arg[]){T(t), I(0), I(-2)});
+    t = node1(g, "squeeze.dims", "squeeze", 2, (tc_arg[]){T(t), IS(sq, 1)});
+    t = node1(g, "clone", "clone", 1, (tc_arg[]){T(t)});
+    tc_value_t *qkv[3];
+    for (int i = 0; i < 3; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "select_%d", i);
+        tc_value_t *u = node1(g, "select.int", nm, 3, (tc_arg[]){T(t), I(0), I(i)});
+        snprintf(nm, sizeof nm, "view_%d", 2 + i);
+        u = node1(g, "view", nm, 2, (tc_arg[]){T(u), IS(heads, 3)});
+        snprintf(nm, sizeof nm, "transpose_%d", i);
+        u = node1(g, "transpose.int", nm, 3, (tc_arg[]){T(u), I(0), I(1)});
+        snprintf(nm, sizeof nm, "view_%d", 5 + i);
+        qkv[i] = node1(g, "view", nm, 2, (tc_arg[]){T(u), IS(bhsd, 4)});
+    }
+    tc_graph_mark_output(g, node1(g, "scaled_dot_product_attention", "attn", 3, (tc_arg[]){T(qkv[0]), T(qkv[1]), T(qkv[2])}),
+                         "o");
+    tc_graph_mark_output(g, qkv[1], "k");
+    return g;
+}
+
+static void test_view_chains_make_attention_inputs_one_view(void) {
+    float p[72], want_o[24], want_k[24], got[24];
+    for (int i = 0; i < 72; i++) p[i] = (float)((i * 7) % 19) / 6 - 1.5f;
+    /* k by hand: k[b, h, s, d] = p[b, s, E + h*hd + d] */
+    for (int b = 0; b < 2; b++)
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 3; s++)
+                for (int d = 0; d < 2; d++) want_k[((b * 2 + h) * 3 + s) * 2 + d] = p[(b * 3 + s) * 12 + 4 + h * 2 + d];
+    tc_tensor in = {TC_F32, 3, {2, 3, 12}, p};
+    tc_pass_options opt;
+    tc_pass_options_init(&opt);
+    opt.view_chains = false;
+    tc_graph_t *og = optimize(mha_views_graph(), &opt);
+    CHECK(og && count_op(og, "clone") == 1);
+    CHECK(og && run_f32(og, 1, &in, 0, want_o, 24) == 24);
+    tc_graph_free(og);
+    opt.view_chains = true;
+    og = optimize(mha_views_graph(), &opt);
+    CHECK(og != NULL);
+    if (!og) return;
+    /* the chain to k is also a graph output, so its clone stays for that reader; q and v no
+     * longer read it, and each input is view, select, permute (the last view changes nothing) */
+    CHECK_MSG(count_op(og, "select.int") == 3 + 1 && count_op(og, "permute") == 3 + 1,
+              "%d selects, %d permutes", count_op(og, "select.int"), count_op(og, "permute"));
+    CHECK(run_f32(og, 1, &in, 0, got, 24) == 24);
+    bool same = true;
+    for (int i = 0; i < 24; i++) same = same && got[i] == want_o[i];
+    CHECK_MSG(same, "attention over the rewritten views differs");
+    CHECK(run_f32(og, 1, &in, 1, got, 24) == 24);
+    same = true;
+    for (int i = 0; i < 24; i++) same = same && got[i] == want_k[i];
+    CHECK_MSG(same, "k differs from the hand-worked positions");
+    tc_graph_free(og);
+}
+
 /* x -> mm -> clone -> add(r) -> alias -> view (same shape) -> output, and x -> t -> clone -> output:
  * the first chain's identities go, the clone that makes the transpose contiguous stays. */
 static void test_identity_nodes_are_dropped(void) {
@@ -786,6 +857,7 @@ int main(void) {
     test_identity_nodes_are_dropped();
     test_permute_linear_moves_row_permutations();
     test_merge_linear_joins_sibling_products();
+    test_view_chains_make_attention_inputs_one_view();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();
