@@ -9,7 +9,6 @@
  * strides); outputs read by computing nodes keep their own linear, where an epilogue may fuse. */
 #include "passes/passes.h"
 #include "core/dtype.h"
-#include "ops/shape_views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -104,26 +103,14 @@ static tc_status merge_node(tc_rewriter *rw, const tc_node *n, void *user) {
 
 tc_status tc_pass_merge_linear(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err) {
     (void)o;
-    size_t nv = (size_t)g->values.n + 1, nn = (size_t)g->nodes.n + 1;
-    merge_state s = {calloc(nv, sizeof(bool)), calloc(nn, sizeof(tc_node *)), calloc(nn, sizeof(int)),
+    size_t nn = (size_t)g->nodes.n + 1;
+    merge_state s = {tc_view_readers(g, err), calloc(nn, sizeof(tc_node *)), calloc(nn, sizeof(int)),
                      calloc(nn * MAX_SIBLINGS, sizeof(tc_node *)), calloc(nn, sizeof(int))};
-    bool *seen = calloc(nv, sizeof(bool));
     tc_status st = TC_OK;
-    if (!s.view_readers || !s.first || !s.group || !s.groups || !s.count || !seen) {
+    if (!s.view_readers || !s.first || !s.group || !s.groups || !s.count) {
         st = tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
         goto done;
     }
-    for (int i = 0; i < g->nodes.n; i++) {
-        const tc_node *n = g->nodes.items[i];
-        for (int k = 0; k < n->n_inputs; k++) {
-            const tc_value *v = n->inputs[k];
-            if (!v) continue;
-            bool view = tc_shape_is_view_op(n->op) && n->op != TC_OP_TO_COPY && k == 0;
-            s.view_readers[v->id] = (seen[v->id] ? s.view_readers[v->id] : true) && view;
-            seen[v->id] = true;
-        }
-    }
-    for (int i = 0; i < g->outputs.n; i++) s.view_readers[((tc_value *)g->outputs.items[i])->id] = false;
     /* groups: each candidate joins the first earlier open group it is compatible with */
     int n_groups = 0;
     for (int i = 0; i < g->nodes.n; i++) {
@@ -151,6 +138,5 @@ done:
     free(s.group);
     free(s.groups);
     free(s.count);
-    free(seen);
     return st;
 }

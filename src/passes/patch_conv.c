@@ -8,7 +8,6 @@
  * while a convolution read by other convolutions keeps its channels-last engines. */
 #include "passes/passes.h"
 #include "core/dtype.h"
-#include "ops/shape_views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -89,25 +88,8 @@ static tc_status patch_node(tc_rewriter *rw, const tc_node *n, void *user) {
 
 tc_status tc_pass_patch_conv(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed, tc_error *err) {
     (void)o;
-    patch_state s = {calloc((size_t)g->values.n + 1, sizeof(bool))};
-    if (!s.view_readers) return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
-    bool *seen = calloc((size_t)g->values.n + 1, sizeof(bool));
-    if (!seen) {
-        free(s.view_readers);
-        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    for (int i = 0; i < g->nodes.n; i++) {
-        const tc_node *n = g->nodes.items[i];
-        for (int k = 0; k < n->n_inputs; k++) {
-            const tc_value *v = n->inputs[k];
-            if (!v) continue;
-            bool view = tc_shape_is_view_op(n->op) && n->op != TC_OP_TO_COPY && k == 0;
-            s.view_readers[v->id] = (seen[v->id] ? s.view_readers[v->id] : true) && view;
-            seen[v->id] = true;
-        }
-    }
-    for (int i = 0; i < g->outputs.n; i++) s.view_readers[((tc_value *)g->outputs.items[i])->id] = false;
-    free(seen);
+    patch_state s = {tc_view_readers(g, err)};
+    if (!s.view_readers) return err->status;
     tc_rewrite_hooks hooks = {.node = patch_node, .user = &s};
     tc_status st = tc_rewrite(g, &hooks, out, changed, err);
     free(s.view_readers);

@@ -13,7 +13,6 @@
  *    read runs on the unpermuted rows; the permute moves after it, where it joins the view chain
  *    that is made contiguous once anyway (MultiheadAttention's split into q, k and v). */
 #include "passes/passes.h"
-#include "ops/shape_views.h"
 
 #include <stdlib.h>
 
@@ -148,27 +147,8 @@ static tc_status permute_linear_node(tc_rewriter *rw, const tc_node *n, void *us
 tc_status tc_pass_permute_linear(tc_graph *g, const tc_pass_options *o, tc_graph **out, int *changed,
                                  tc_error *err) {
     (void)o;
-    /* per value id: read at least once, only by view-like nodes (as their viewed tensor), and not a
-     * graph output */
-    bool *view_readers = calloc((size_t)g->values.n + 1, sizeof(bool));
-    bool *seen = calloc((size_t)g->values.n + 1, sizeof(bool));
-    if (!view_readers || !seen) {
-        free(view_readers);
-        free(seen);
-        return tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    for (int i = 0; i < g->nodes.n; i++) {
-        const tc_node *n = g->nodes.items[i];
-        for (int k = 0; k < n->n_inputs; k++) {
-            const tc_value *v = n->inputs[k];
-            if (!v) continue;
-            bool view = tc_shape_is_view_op(n->op) && n->op != TC_OP_TO_COPY && k == 0;
-            view_readers[v->id] = (seen[v->id] ? view_readers[v->id] : true) && view;
-            seen[v->id] = true;
-        }
-    }
-    for (int i = 0; i < g->outputs.n; i++) view_readers[((tc_value *)g->outputs.items[i])->id] = false;
-    free(seen);
+    bool *view_readers = tc_view_readers(g, err);
+    if (!view_readers) return err->status;
     tc_rewrite_hooks hooks = {.node = permute_linear_node, .user = view_readers};
     tc_status st = tc_rewrite(g, &hooks, out, changed, err);
     free(view_readers);

@@ -1,6 +1,7 @@
 /* The graph rewriter: copies a graph's symbols, inputs and outputs into a new graph and re-emits
  * its nodes through the builder, letting a pass replace any node on the way. */
 #include "passes/rewrite.h"
+#include "ops/shape_views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +234,27 @@ tc_status tc_rewrite(tc_graph *src, const tc_rewrite_hooks *hooks, tc_graph **ou
     if (changed) *changed = rw.changed;
     *out = rw.g;
     return TC_OK;
+}
+
+bool *tc_view_readers(const tc_graph *g, tc_error *err) {
+    bool *only = calloc((size_t)g->values.n + 1, sizeof(bool)), *seen = calloc((size_t)g->values.n + 1, sizeof(bool));
+    if (!only || !seen) {
+        free(only);
+        free(seen);
+        tc_errorf(err, TC_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < g->nodes.n; i++) {
+        const tc_node *n = g->nodes.items[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            const tc_value *v = n->inputs[k];
+            if (!v) continue;
+            bool view = tc_shape_is_view_op(n->op) && n->op != TC_OP_TO_COPY && k == 0;
+            only[v->id] = (seen[v->id] ? only[v->id] : true) && view;
+            seen[v->id] = true;
+        }
+    }
+    for (int i = 0; i < g->outputs.n; i++) only[((tc_value *)g->outputs.items[i])->id] = false;
+    free(seen);
+    return only;
 }

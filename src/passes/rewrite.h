@@ -67,6 +67,11 @@ tc_status tc_rw_add_owned_constant(tc_rewriter *rw, const char *name, tc_dtype d
  * already has that dtype. */
 tc_status tc_rw_cast(tc_rewriter *rw, tc_value *x, tc_dtype dtype, const char *name, tc_value **out);
 
+/* Per value id of g (g->values.n + 1 entries, malloc'ed; the caller frees it): whether the value
+ * is read, only as the viewed tensor of view-like nodes (not _to_copy), and is no graph output.
+ * NULL, with err set, when out of memory. */
+bool *tc_view_readers(const tc_graph *g, tc_error *err);
+
 /* The node of src that reads v when v has exactly one use and that use is a node; else NULL. */
 const tc_node *tc_rw_single_user(const tc_rewriter *rw, const tc_value *v);
 
