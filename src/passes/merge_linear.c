@@ -32,6 +32,7 @@ static bool candidate(const merge_state *s, const tc_node *n) {
     const tc_value *x = tc_node_tensor(n, 0), *w = tc_node_tensor(n, 1), *b = tc_node_tensor(n, 2);
     if (!x || !is_const(w) || w->rank != 2 || (b && (!is_const(b) || b->rank != 1 || b->dtype != w->dtype)))
         return false;
+    if (b && b->dims[0] != w->dims[0]) return false; /* a [1] bias broadcasts; concatenation needs N */
     return !TC_DIM_IS_SYM(w->dims[0]) && !TC_DIM_IS_SYM(w->dims[1]) && w->dims[0] > 0 && tc_dtype_is_float(w->dtype);
 }
 

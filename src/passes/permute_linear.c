@@ -85,7 +85,9 @@ static tc_status output_side(tc_rewriter *rw, const tc_node *n, bool *done) {
         if (TC_DIM_IS_SYM(X->dims[d])) return TC_OK;
         C *= X->dims[d];
     }
-    if (TC_DIM_IS_SYM(V->dims[V->rank - 1]) || V->dims[V->rank - 1] != C) return TC_OK;
+    if (TC_DIM_IS_SYM(V->dims[V->rank - 1]) || V->dims[V->rank - 1] != C || C == 0) return TC_OK;
+    /* the rows keep their width (with no elements a view could regroup anything) */
+    if (Y->dims[r] != L->dims[L->rank - 1]) return TC_OK;
     bool identity = true;
     for (int d = 0; d < r; d++) identity = identity && q[d] == d;
     if (identity) return TC_OK;

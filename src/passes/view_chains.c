@@ -214,6 +214,7 @@ static tc_status rewrite_chain(tc_rewriter *rw, const tc_value *v, const char *n
     }
     for (int i = len - 1; i >= 0; i--)
         if (!step(&a, chain[i])) return TC_OK;
+    if (a.n > TC_MAX_RANK) return TC_OK; /* the view to the atoms would have too many dims */
 
     /* the new chain: view to the atoms, selects, permute, view to v's shape */
     int64_t sizes[MAX_ATOMS], perm[MAX_ATOMS];

@@ -1,6 +1,7 @@
 /* Tests of the graph passes on the CPU backend: each optimized graph computes what hand-worked
  * loops (or the unoptimized graph of a real model) compute, with the node counts each pass
  * promises, and bad input gives a status and a message. */
+#define _POSIX_C_SOURCE 200809L
 #include "tensorc.h"
 #include "core/dtype.h"
 #include "passes/passes.h"
@@ -774,6 +775,8 @@ static void test_view_chains_make_attention_inputs_one_view(void) {
             for (int s = 0; s < 3; s++)
                 for (int d = 0; d < 2; d++) want_k[((b * 2 + h) * 3 + s) * 2 + d] = p[(b * 3 + s) * 12 + 4 + h * 2 + d];
     tc_tensor in = {TC_F32, 3, {2, 3, 12}, p};
+    /* each graph runs as it is (engines would run the default passes again) */
+    setenv("TENSORC_PASSES", "0", 1);
     tc_pass_options opt;
     tc_pass_options_init(&opt);
     opt.view_chains = false;
@@ -784,7 +787,10 @@ static void test_view_chains_make_attention_inputs_one_view(void) {
     opt.view_chains = true;
     og = optimize(mha_views_graph(), &opt);
     CHECK(og != NULL);
-    if (!og) return;
+    if (!og) {
+        unsetenv("TENSORC_PASSES");
+        return;
+    }
     /* the chain to k is also a graph output, so its clone stays for that reader; q and v no
      * longer read it, and each input is view, select, permute (the last view changes nothing) */
     CHECK_MSG(count_op(og, "select.int") == 3 + 1 && count_op(og, "permute") == 3 + 1,
@@ -797,6 +803,82 @@ static void test_view_chains_make_attention_inputs_one_view(void) {
     same = true;
     for (int i = 0; i < 24; i++) same = same && got[i] == want_k[i];
     CHECK_MSG(same, "k differs from the hand-worked positions");
+    tc_graph_free(og);
+    unsetenv("TENSORC_PASSES");
+}
+
+/* Cases the new passes must leave alone: a [1] bias (it broadcasts, so sibling biases cannot be
+ * concatenated), a chain that needs more atoms than a view may have dims, and an empty linear whose
+ * views regroup rows freely. Each graph still optimizes and keeps its output shape. */
+static void test_new_passes_leave_edge_cases(void) {
+    /* x [2, 4] -> two linears with W [4, 4] and b [1], each read by a view */
+    float w[16], b1[1] = {0.5f}, x[8], got[8];
+    for (int i = 0; i < 16; i++) w[i] = (float)(i % 5) - 2;
+    for (int i = 0; i < 8; i++) x[i] = (float)i / 4;
+    tc_graph_t *g;
+    tc_graph_create(&g);
+    int64_t xd[2] = {2, 4}, wd[2] = {4, 4}, bd[1] = {1}, vd[3] = {2, 2, 2};
+    tc_value_t *xv, *W, *B;
+    tc_graph_add_input(g, "x", TC_F32, 2, xd, &xv);
+    tc_graph_add_constant(g, "w", TC_F32, 2, wd, w, TC_CONSTANT_COPY, &W);
+    tc_graph_add_constant(g, "b", TC_F32, 1, bd, b1, TC_CONSTANT_COPY, &B);
+    for (int j = 0; j < 2; j++) {
+        tc_value_t *y = node1(g, "linear", j ? "l1" : "l0", 3, (tc_arg[]){T(xv), T(W), T(B)});
+        tc_graph_mark_output(g, node1(g, "view", j ? "v1" : "v0", 2, (tc_arg[]){T(y), IS(vd, 3)}), j ? "y1" : "y0");
+    }
+    tc_pass_options opt;
+    tc_pass_options_init(&opt);
+    tc_graph_t *og = optimize(g, &opt);
+    CHECK(og && count_op(og, "linear") == 2);
+    tc_tensor in = {TC_F32, 2, {2, 4}, x};
+    if (og) {
+        CHECK(run_f32(og, 1, &in, 1, got, 8) == 8);
+        bool ok = true;
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 4; c++) {
+                float acc = 0.5f;
+                for (int k = 0; k < 4; k++) acc += x[r * 4 + k] * w[c * 4 + k];
+                ok = ok && fabsf(got[r * 4 + c] - acc) < 1e-5f;
+            }
+        CHECK_MSG(ok, "a [1] bias broadcasts");
+    }
+    tc_graph_free(og);
+
+    /* q = k = v = view(permute(clone(view(a * 1, [256, 2]))), [2, 16, 16]) with a [2, ..., 2, 4] of
+     * rank 8: the view splits a's last dim, nine atoms */
+    tc_graph_create(&g);
+    int64_t ad[8] = {2, 2, 2, 2, 2, 2, 2, 4}, fine[2] = {256, 2}, swap[2] = {1, 0}, coarse[3] = {2, 16, 16};
+    tc_value_t *a;
+    tc_graph_add_input(g, "a", TC_F32, 8, ad, &a);
+    tc_value_t *t = node1(g, "mul.Scalar", "scale", 2, (tc_arg[]){T(a), F(1.0)});
+    t = node1(g, "view", "fine", 2, (tc_arg[]){T(t), IS(fine, 2)});
+    t = node1(g, "clone", "copy", 1, (tc_arg[]){T(t)});
+    t = node1(g, "permute", "swap", 2, (tc_arg[]){T(t), IS(swap, 2)});
+    t = node1(g, "view", "coarse", 2, (tc_arg[]){T(t), IS(coarse, 3)});
+    tc_graph_mark_output(g, node1(g, "scaled_dot_product_attention", "attn", 3, (tc_arg[]){T(t), T(t), T(t)}), "o");
+    og = optimize(g, &opt);
+    CHECK_MSG(og != NULL, "a chain of nine atoms stays as it is");
+    tc_graph_free(og);
+
+    /* o [3, 2, 0] -> permute (1, 0, 2) -> view [5, 7, 0] -> linear W [6, 0] -> view [2, 3, 35] -> permute */
+    tc_graph_create(&g);
+    int64_t od[3] = {3, 2, 0}, p[3] = {1, 0, 2}, v1[3] = {5, 7, 0}, w0[2] = {6, 0}, v2[3] = {2, 3, 35};
+    tc_value_t *o, *W0;
+    float none[1] = {0};
+    tc_graph_add_input(g, "o", TC_F32, 3, od, &o);
+    tc_graph_add_constant(g, "w0", TC_F32, 2, w0, none, TC_CONSTANT_COPY, &W0);
+    t = node1(g, "permute", "p1", 2, (tc_arg[]){T(o), IS(p, 3)});
+    t = node1(g, "view", "v1", 2, (tc_arg[]){T(t), IS(v1, 3)});
+    t = node1(g, "linear", "empty", 3, (tc_arg[]){T(t), T(W0), (tc_arg){.kind = TC_ARG_NONE}});
+    t = node1(g, "view", "v2", 2, (tc_arg[]){T(t), IS(v2, 3)});
+    tc_graph_mark_output(g, node1(g, "permute", "p2", 2, (tc_arg[]){T(t), IS(p, 3)}), "y");
+    og = optimize(g, &opt);
+    CHECK(og != NULL);
+    if (og) {
+        const tc_value *y = og->outputs.items[0];
+        CHECK_MSG(y->rank == 3 && y->dims[0] == 3 && y->dims[1] == 2 && y->dims[2] == 35,
+                  "the empty linear's output keeps its shape");
+    }
     tc_graph_free(og);
 }
 
@@ -858,6 +940,7 @@ int main(void) {
     test_permute_linear_moves_row_permutations();
     test_merge_linear_joins_sibling_products();
     test_view_chains_make_attention_inputs_one_view();
+    test_new_passes_leave_edge_cases();
     test_precision_keeps_io_types_and_sensitive_ops_f32();
     test_rewrite_keeps_symbolic_dims();
     test_opaque_nodes_survive();

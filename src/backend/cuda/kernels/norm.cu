@@ -173,7 +173,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_rows(const T *x, T *y, co
 /* The same row statistics and result with the row held in registers: a warp per row of
  * at most 32 * V * K elements (K packs of V per lane, every pack whole), loaded once with all
  * K loads in flight, and the weight and bias read as packs too. Each lane folds its packs in the
- * order layer_norm_rows does, so both kernels give the same bits. */
+ * order the warp-per-row layer_norm_rows (TPR 32) does, so the two give the same bits; rows of
+ * 1024 < n <= 2048 that the block-per-row variant ran before may differ in the last bits. */
 template <typename T, typename Tw, int K>
 __global__ void __launch_bounds__(kThreads) layer_norm_regs(const T *x, T *y, const Tw *w, const Tw *b, float *mean,
                                                             float *rstd, int64_t rows, int n, float eps)
