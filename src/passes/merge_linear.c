@@ -39,11 +39,10 @@ static bool candidate(const merge_state *s, const tc_node *n) {
 static bool compatible(const tc_node *a, const tc_node *b) {
     const tc_value *wa = tc_node_tensor(a, 1), *wb = tc_node_tensor(b, 1);
     return tc_node_tensor(a, 0) == tc_node_tensor(b, 0) && wa->dtype == wb->dtype && wa->dims[1] == wb->dims[1] &&
-           (tc_node_tensor(a, 2) != NULL) == (tc_node_tensor(b, 2) != NULL) && a->outputs[0]->dtype == b->outputs[0]->dtype;
+           (tc_node_tensor(a, 2) != NULL) == (tc_node_tensor(b, 2) != NULL) &&
+           a->outputs[0]->dtype == b->outputs[0]->dtype;
 }
 
-static tc_arg T(tc_value *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
-static tc_arg I(int64_t i) { return (tc_arg){.kind = TC_ARG_INT, .u.i = i}; }
 
 /* Concatenates the rows of the group's weights (which = 1) or biases (which = 2) into a new
  * constant. */
@@ -53,7 +52,8 @@ static tc_status concat_const(tc_rewriter *rw, const tc_node *const *sib, int m,
     size_t esz = tc_dtype_size(v0->dtype), row = which == 1 ? (size_t)v0->dims[1] * esz : esz, total = 0;
     for (int i = 0; i < m; i++) total += (size_t)tc_node_tensor(sib[i], 1)->dims[0] * row;
     unsigned char *data = malloc(total ? total : 1);
-    if (!data) return tc_errorf(rw->err, TC_ERR_OUT_OF_MEMORY, "out of memory merging the weights of '%s'", sib[0]->name);
+    if (!data)
+        return tc_errorf(rw->err, TC_ERR_OUT_OF_MEMORY, "out of memory merging the weights of '%s'", sib[0]->name);
     size_t off = 0;
     int64_t rows = 0;
     for (int i = 0; i < m; i++) {
@@ -78,13 +78,13 @@ static tc_status emit_group(tc_rewriter *rw, const tc_node *const *sib, int m) {
         TC_TRY(concat_const(rw, sib, m, 2, name, &b));
     }
     snprintf(name, sizeof name, "%s.merged", sib[0]->name);
-    tc_arg la[3] = {T(x), T(w), b ? T(b) : (tc_arg){.kind = TC_ARG_NONE}};
+    tc_arg la[3] = {tc_rw_tensor(x), tc_rw_tensor(w), b ? tc_rw_tensor(b) : tc_rw_none()};
     TC_TRY(tc_rw_add_node(rw, "linear", name, 3, la, 1, &y, NULL));
     int64_t start = 0;
     for (int i = 0; i < m; i++) {
         int64_t n = tc_node_tensor(sib[i], 1)->dims[0];
         tc_value *part;
-        tc_arg sa[5] = {T(y), I(y->rank - 1), I(start), I(start + n), I(1)};
+        tc_arg sa[5] = {tc_rw_tensor(y), tc_rw_int(y->rank - 1), tc_rw_int(start), tc_rw_int(start + n), tc_rw_int(1)};
         TC_TRY(tc_rw_add_node(rw, "slice.Tensor", sib[i]->name, 5, sa, 1, &part, NULL));
         tc_rw_set(rw, sib[i]->outputs[0], part);
         start += n;

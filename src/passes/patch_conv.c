@@ -42,8 +42,6 @@ static bool patchify(const tc_rewriter *rw, const patch_state *s, const tc_node 
     return w->dims[1] == x->dims[1] && x->dims[2] % *kh == 0 && x->dims[3] % *kw == 0;
 }
 
-static tc_arg T(tc_value *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
-static tc_arg IS(const int64_t *v, int n) { return (tc_arg){.kind = TC_ARG_INTS, .count = n, .u.ints = v}; }
 
 static tc_status rewrite(tc_rewriter *rw, const tc_node *n, int64_t kh, int64_t kw) {
     const tc_value *xs = tc_node_tensor(n, 0), *ws = tc_rw_peek(rw, tc_node_tensor(n, 1));
@@ -66,15 +64,15 @@ static tc_status rewrite(tc_rewriter *rw, const tc_node *n, int64_t kh, int64_t 
     const int64_t back[4] = {0, 3, 1, 2};
     tc_value *v, *p, *r, *y, *out;
     snprintf(name, sizeof name, "%s.tiles", n->name);
-    TC_TRY(tc_rw_add_node(rw, "view", name, 2, (tc_arg[]){T(x), IS(split, 6)}, 1, &v, NULL));
+    TC_TRY(tc_rw_add_node(rw, "view", name, 2, (tc_arg[]){tc_rw_tensor(x), tc_rw_ints(split, 6)}, 1, &v, NULL));
     snprintf(name, sizeof name, "%s.patches", n->name);
-    TC_TRY(tc_rw_add_node(rw, "permute", name, 2, (tc_arg[]){T(v), IS(order, 6)}, 1, &p, NULL));
+    TC_TRY(tc_rw_add_node(rw, "permute", name, 2, (tc_arg[]){tc_rw_tensor(v), tc_rw_ints(order, 6)}, 1, &p, NULL));
     snprintf(name, sizeof name, "%s.rows", n->name);
-    TC_TRY(tc_rw_add_node(rw, "reshape", name, 2, (tc_arg[]){T(p), IS(rows, 4)}, 1, &r, NULL));
-    tc_arg la[3] = {T(r), T(w2), b ? T(b) : (tc_arg){.kind = TC_ARG_NONE}};
+    TC_TRY(tc_rw_add_node(rw, "reshape", name, 2, (tc_arg[]){tc_rw_tensor(p), tc_rw_ints(rows, 4)}, 1, &r, NULL));
+    tc_arg la[3] = {tc_rw_tensor(r), tc_rw_tensor(w2), b ? tc_rw_tensor(b) : tc_rw_none()};
     snprintf(name, sizeof name, "%s.matmul", n->name);
     TC_TRY(tc_rw_add_node(rw, "linear", name, 3, la, 1, &y, NULL));
-    TC_TRY(tc_rw_add_node(rw, "permute", n->name, 2, (tc_arg[]){T(y), IS(back, 4)}, 1, &out, NULL));
+    TC_TRY(tc_rw_add_node(rw, "permute", n->name, 2, (tc_arg[]){tc_rw_tensor(y), tc_rw_ints(back, 4)}, 1, &out, NULL));
     tc_rw_set(rw, n->outputs[0], out);
     rw->changed++;
     return TC_OK;

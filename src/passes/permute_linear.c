@@ -41,8 +41,6 @@ static bool perm_of(const tc_node *n, int r, int64_t *p) {
 
 static bool single_use(const tc_rewriter *rw, const tc_value *v) { return v && rw->uses[v->id] == 1; }
 
-static tc_arg T(tc_value *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
-static tc_arg IS(const int64_t *v, int n) { return (tc_arg){.kind = TC_ARG_INTS, .count = n, .u.ints = v}; }
 
 /* linear(input, W, b) emitted under name with input replaced. */
 static tc_status emit_linear(tc_rewriter *rw, const tc_node *lin, tc_value *input, const char *name, tc_value **out) {
@@ -50,7 +48,7 @@ static tc_status emit_linear(tc_rewriter *rw, const tc_node *lin, tc_value *inpu
     const tc_value *bs = tc_node_tensor(lin, 2);
     tc_value *b = bs ? tc_rw_get(rw, bs) : NULL;
     if (!w || (bs && !b)) return rw->err->status ? rw->err->status : TC_ERR_INTERNAL;
-    tc_arg a[3] = {T(input), T(w), b ? T(b) : (tc_arg){.kind = TC_ARG_NONE}};
+    tc_arg a[3] = {tc_rw_tensor(input), tc_rw_tensor(w), b ? tc_rw_tensor(b) : tc_rw_none()};
     return tc_rw_add_node(rw, "linear", name, 3, a, 1, out, NULL);
 }
 
@@ -101,11 +99,12 @@ static tc_status output_side(tc_rewriter *rw, const tc_node *n, bool *done) {
     char name[300];
     tc_value *xp, *vp, *out;
     snprintf(name, sizeof name, "%s.rows", px->name);
-    TC_TRY(tc_rw_add_node(rw, "permute", name, 2, (tc_arg[]){T(src), IS(c, rx)}, 1, &xp, NULL));
+    TC_TRY(tc_rw_add_node(rw, "permute", name, 2, (tc_arg[]){tc_rw_tensor(src), tc_rw_ints(c, rx)}, 1, &xp, NULL));
     vp = xp;
     if (rx != r + 1) {
         snprintf(name, sizeof name, "%s.rows", vv->name);
-        TC_TRY(tc_rw_add_node(rw, "view", name, 2, (tc_arg[]){T(xp), IS(rows, r + 1)}, 1, &vp, NULL));
+        tc_arg va[2] = {tc_rw_tensor(xp), tc_rw_ints(rows, r + 1)};
+        TC_TRY(tc_rw_add_node(rw, "view", name, 2, va, 1, &vp, NULL));
     }
     snprintf(name, sizeof name, "%s.rows", lin->name);
     TC_TRY(emit_linear(rw, lin, vp, name, &out));
@@ -132,7 +131,7 @@ static tc_status input_side(tc_rewriter *rw, const tc_node *n, const bool *view_
     tc_value *y, *out;
     snprintf(name, sizeof name, "%s.rows", n->name);
     TC_TRY(emit_linear(rw, n, x, name, &y));
-    TC_TRY(tc_rw_add_node(rw, "permute", n->name, 2, (tc_arg[]){T(y), IS(p, r)}, 1, &out, NULL));
+    TC_TRY(tc_rw_add_node(rw, "permute", n->name, 2, (tc_arg[]){tc_rw_tensor(y), tc_rw_ints(p, r)}, 1, &out, NULL));
     tc_rw_set(rw, n->outputs[0], out);
     rw->changed++;
     *done = true;

@@ -49,6 +49,14 @@ static inline void tc_rw_set(tc_rewriter *rw, const tc_value *v, tc_value *nv) {
  * mapped values. args needs room for TC_OP_MAX_ARGS. Tensor lists live in rw->g's arena. */
 tc_status tc_rw_args(tc_rewriter *rw, const tc_node *n, tc_value *const *inputs, tc_arg *args, int *n_args);
 
+/* Builder arguments: a tensor, an int, an int list (borrowed), None. */
+static inline tc_arg tc_rw_tensor(tc_value *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
+static inline tc_arg tc_rw_int(int64_t i) { return (tc_arg){.kind = TC_ARG_INT, .u.i = i}; }
+static inline tc_arg tc_rw_ints(const int64_t *v, int n) {
+    return (tc_arg){.kind = TC_ARG_INTS, .count = n, .u.ints = v};
+}
+static inline tc_arg tc_rw_none(void) { return (tc_arg){.kind = TC_ARG_NONE}; }
+
 /* tc_graph_add_node on rw->g with the builder's message moved to rw->err. */
 tc_status tc_rw_add_node(tc_rewriter *rw, const char *op, const char *name, int n_args, const tc_arg *args,
                          int max_outputs, tc_value **outputs, int *n_outputs);

@@ -180,9 +180,6 @@ static bool step(atoms *a, const tc_node *n) {
     }
 }
 
-static tc_arg T(tc_value *v) { return (tc_arg){.kind = TC_ARG_TENSOR, .u.tensor = v}; }
-static tc_arg I(int64_t i) { return (tc_arg){.kind = TC_ARG_INT, .u.i = i}; }
-static tc_arg IS(const int64_t *v, int n) { return (tc_arg){.kind = TC_ARG_INTS, .count = n, .u.ints = v}; }
 
 static bool same_dims(int ra, const int64_t *a, int rb, const int64_t *b) {
     if (ra != rb) return false;
@@ -248,21 +245,23 @@ static tc_status rewrite_chain(tc_rewriter *rw, const tc_value *v, const char *n
     char nm[300];
     if (view1) {
         snprintf(nm, sizeof nm, "%s.atoms", name);
-        TC_TRY(tc_rw_add_node(rw, "view", nm, 2, (tc_arg[]){T(x), IS(sizes, a.n)}, 1, &x, NULL));
+        TC_TRY(tc_rw_add_node(rw, "view", nm, 2, (tc_arg[]){tc_rw_tensor(x), tc_rw_ints(sizes, a.n)}, 1, &x, NULL));
     }
     for (int i = a.n - 1; i >= 0; i--) { /* from the minor end, so the positions before stay */
         int id = a.order[i];
         if (a.fixed[id] < 0) continue;
         snprintf(nm, sizeof nm, "%s.select%d", name, i);
-        TC_TRY(tc_rw_add_node(rw, "select.int", nm, 3, (tc_arg[]){T(x), I(i), I(a.fixed[id])}, 1, &x, NULL));
+        tc_arg sa[3] = {tc_rw_tensor(x), tc_rw_int(i), tc_rw_int(a.fixed[id])};
+        TC_TRY(tc_rw_add_node(rw, "select.int", nm, 3, sa, 1, &x, NULL));
     }
     if (!identity) {
         snprintf(nm, sizeof nm, "%s.order", name);
-        TC_TRY(tc_rw_add_node(rw, "permute", nm, 2, (tc_arg[]){T(x), IS(perm, nt)}, 1, &x, NULL));
+        TC_TRY(tc_rw_add_node(rw, "permute", nm, 2, (tc_arg[]){tc_rw_tensor(x), tc_rw_ints(perm, nt)}, 1, &x, NULL));
     }
     if (view2) {
         snprintf(nm, sizeof nm, "%s.shape", name);
-        TC_TRY(tc_rw_add_node(rw, "view", nm, 2, (tc_arg[]){T(x), IS(v->dims, v->rank)}, 1, &x, NULL));
+        tc_arg va[2] = {tc_rw_tensor(x), tc_rw_ints(v->dims, v->rank)};
+        TC_TRY(tc_rw_add_node(rw, "view", nm, 2, va, 1, &x, NULL));
     }
     *out = x;
     return TC_OK;
